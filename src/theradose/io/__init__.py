@@ -1,0 +1,10 @@
+"""Reading and writing images, masks and studies.
+
+DICOM (CT, NM SPECT, PT, RT Dose, RTSTRUCT, SEG), NIfTI + JSON sidecar, and the ``Study`` loader
+that orders time points by acquisition time. Inputs are never modified; writers refuse to
+overwrite existing files unless told to.
+"""
+
+from theradose.io._administration import Administration
+
+__all__ = ["Administration"]

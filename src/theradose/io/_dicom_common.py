@@ -1,0 +1,172 @@
+"""Shared DICOM helpers: safe reading, required tags, date/time parsing, slice geometry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from theradose.errors import DicomTagError, UnreadableFileError
+from theradose.volume import Geometry
+
+__all__ = [
+    "dicom_datetime",
+    "format_dicom_datetime",
+    "geometry_from_slices",
+    "is_dicom_file",
+    "list_dicom_files",
+    "read_dataset",
+    "require",
+]
+
+
+def read_dataset(path: str | Path, *, stop_before_pixels: bool = False):
+    """Read one DICOM file; missing, empty or non-DICOM files raise :class:`UnreadableFileError`."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UnreadableFileError("file does not exist", file=p)
+    if p.stat().st_size == 0:
+        raise UnreadableFileError("file is empty (0 bytes)", file=p)
+    try:
+        return pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as exc:
+        raise UnreadableFileError(f"not a DICOM file ({exc})", file=p) from exc
+    except Exception as exc:  # truncated or corrupt files fail deep inside pydicom
+        raise UnreadableFileError(f"corrupt DICOM file ({type(exc).__name__}: {exc})",
+                                  file=p) from exc
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True if ``path`` starts with a DICOM preamble ('DICM' at byte 128)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def list_dicom_files(folder: str | Path) -> list[Path]:
+    """All DICOM files (by preamble) below ``folder``, sorted by path."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UnreadableFileError("folder does not exist", file=root)
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_dicom_file(p))
+
+
+def require(ds, keyword: str, *, file: str | Path | None = None, what: str = ""):
+    """Value of a DICOM attribute that must be present and non-empty.
+
+    Raises
+    ------
+    DicomTagError
+        Naming the file and the keyword.
+    """
+    value = getattr(ds, keyword, None)
+    if value is None or (isinstance(value, str | bytes | Sequence) and len(value) == 0):
+        extra = f" ({what})" if what else ""
+        raise DicomTagError(f"required attribute is missing or empty{extra}", file=file,
+                            field=keyword)
+    return value
+
+
+def dicom_datetime(date: str | None, time: str | None, *, file=None, field: str = "") -> datetime:
+    """Combine DICOM DA ('YYYYMMDD') and TM ('HHMMSS.FFFFFF', parts optional) values.
+
+    A DT value ('YYYYMMDDHHMMSS.FFFFFF', optionally with a UTC offset, which is dropped because
+    DICOM study times are local) may be passed as ``date`` with ``time=None``.
+    """
+    try:
+        if time is None:
+            s = str(date).strip()
+            for sep in ("+", "-"):
+                if sep in s[8:]:
+                    s = s[: 8 + s[8:].index(sep)]
+            date, time = s[:8], s[8:]
+        d = str(date).strip()
+        t = str(time or "").strip().replace(":", "")
+        if len(d) != 8 or not d.isdigit():
+            raise ValueError(f"date {d!r}")
+        frac = 0
+        if "." in t:
+            t, f = t.split(".", 1)
+            frac = int((f + "000000")[:6]) if f else 0
+        t = (t + "000000")[:6]
+        return datetime(int(d[:4]), int(d[4:6]), int(d[6:8]), int(t[:2]), int(t[2:4]),
+                        int(t[4:6]), frac)
+    except (ValueError, TypeError) as exc:
+        raise DicomTagError(f"invalid DICOM date/time {date!r} {time!r} ({exc})", file=file,
+                            field=field) from exc
+
+
+def format_dicom_datetime(t: datetime) -> tuple[str, str]:
+    """``(DA, TM)`` strings of a datetime, microseconds kept."""
+    return t.strftime("%Y%m%d"), t.strftime("%H%M%S.%f")
+
+
+def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows: int,
+                         n_cols: int, *, file=None, spacing_between_slices: float | None = None
+                         ) -> tuple[Geometry, np.ndarray]:
+    """Grid of a stack of parallel slices from ImagePositionPatient / ImageOrientationPatient.
+
+    Parameters
+    ----------
+    positions : iterable of 3 floats
+        ImagePositionPatient of each slice (any order).
+    orientation : 6 floats
+        ImageOrientationPatient (row direction cosines, then column direction cosines).
+    pixel_spacing : 2 floats
+        PixelSpacing: (row spacing = between rows, i.e. along columns; column spacing).
+    n_rows, n_cols : int
+    spacing_between_slices : float, optional
+        Used when there is a single slice.
+
+    Returns
+    -------
+    geometry : Geometry
+    order : ndarray of int
+        Indices that sort the given slices along the slice normal.
+
+    Raises
+    ------
+    DicomTagError
+        Non-orthonormal orientation, duplicate positions, or uneven slice spacing (> 1%).
+    """
+    iop = np.asarray(orientation, dtype=float)
+    if iop.size != 6:
+        raise DicomTagError(f"needs 6 values, got {iop.size}", file=file,
+                            field="ImageOrientationPatient")
+    row, col = iop[:3], iop[3:]
+    if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or \
+            abs(row @ col) > 1e-3:
+        raise DicomTagError(f"not orthonormal: {iop.tolist()}", file=file,
+                            field="ImageOrientationPatient")
+    normal = np.cross(row, col)
+    pos = np.asarray(list(positions), dtype=float).reshape(-1, 3)
+    proj = pos @ normal
+    order = np.argsort(proj, kind="stable")
+    proj_sorted = proj[order]
+    ps = np.asarray(pixel_spacing, dtype=float)
+    if ps.size != 2 or np.any(ps <= 0):
+        raise DicomTagError(f"must be 2 positive numbers, got {ps.tolist()}", file=file,
+                            field="PixelSpacing")
+    if pos.shape[0] > 1:
+        gaps = np.diff(proj_sorted)
+        if np.any(gaps < 1e-3):
+            raise DicomTagError("two slices share the same position (duplicate or mixed "
+                                "series)", file=file, field="ImagePositionPatient")
+        dz = float(np.median(gaps))
+        if np.max(np.abs(gaps - dz)) > 0.01 * dz:
+            raise DicomTagError(f"slice spacing is uneven ({gaps.min():.3f}-{gaps.max():.3f} mm);"
+                                " missing slices?", file=file, field="ImagePositionPatient")
+    else:
+        dz = float(spacing_between_slices or 1.0)
+    direction = np.column_stack([row, col, normal])
+    geom = Geometry((pos.shape[0], int(n_rows), int(n_cols)),
+                    (float(ps[1]), float(ps[0]), dz), tuple(pos[order[0]]), direction)
+    return geom, order
