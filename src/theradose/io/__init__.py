@@ -6,5 +6,6 @@ overwrite existing files unless told to.
 """
 
 from theradose.io._administration import Administration
+from theradose.io._outputs import atomic_path, prepare_output
 
-__all__ = ["Administration"]
+__all__ = ["Administration", "atomic_path", "prepare_output"]
