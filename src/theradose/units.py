@@ -18,6 +18,7 @@ Examples
 2000.0
 >>> conserved_quantity("MBq")
 'total'
+
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def parse_unit(unit: str | Unit, *, field: str = "unit", file: str | None = None
     ------
     UnitError
         If the unit is not known; the message lists the accepted spellings.
+
     """
     if isinstance(unit, Unit):
         return unit
@@ -142,6 +144,7 @@ def convert(value, from_unit: str | Unit, to_unit: str | Unit):
     ------
     UnitError
         If the dimensions differ (e.g. Bq/mL to MBq, which needs a voxel volume).
+
     """
     a, b = parse_unit(from_unit), parse_unit(to_unit)
     if a.dimension != b.dimension:

@@ -4,7 +4,6 @@ import pytest
 from theradose.errors import InputError, UnitError
 from theradose.materials import (
     DEFAULT_MATERIAL_CLASSES,
-    SCHNEIDER_2000,
     HUCalibration,
     hu_to_density,
     hu_to_material,

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from theradose.errors import GeometryMismatchError, InputError
 from theradose.volume import Geometry, Volume
@@ -13,7 +12,8 @@ def _rotation(deg: float) -> np.ndarray:
 
 def test_index_to_physical_matches_itk():
     # independent reference: ITK's TransformContinuousIndexToPhysicalPoint
-    g = Geometry((5, 6, 7), (0.8, 1.2, 2.5), (-10.0, 20.0, 5.0), _rotation(30) @ np.diag([1, -1, -1]))
+    direction = _rotation(30) @ np.diag([1, -1, -1])
+    g = Geometry((5, 6, 7), (0.8, 1.2, 2.5), (-10.0, 20.0, 5.0), direction)
     img = Volume(np.zeros(g.shape), g).to_sitk()
     for ijk in [(0, 0, 0), (6, 5, 4), (1.5, 2.25, 3.75)]:
         expected = img.TransformContinuousIndexToPhysicalPoint(ijk)

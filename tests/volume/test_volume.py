@@ -50,7 +50,8 @@ def test_labelmap_masks_and_errors():
     lm = LabelMap.from_masks({"liver": m1, "kidney_left": m2}, g)
     assert lm.names == {1: "liver", 2: "kidney_left"}
     assert lm.mask("liver").sum() == 4 and lm.mask("kidney_left").sum() == 1
-    with pytest.raises(InputError, match=r"no VOI named 'spleen'; known: \['kidney_left', 'liver'\]"):
+    known = r"no VOI named 'spleen'; known: \['kidney_left', 'liver'\]"
+    with pytest.raises(InputError, match=known):
         lm.mask("spleen")
     with pytest.raises(InputError, match="overlaps"):
         LabelMap.from_masks({"a": m1, "b": m1}, g)

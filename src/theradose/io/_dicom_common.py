@@ -66,6 +66,7 @@ def require(ds, keyword: str, *, file: str | Path | None = None, what: str = "")
     ------
     DicomTagError
         Naming the file and the keyword.
+
     """
     value = getattr(ds, keyword, None)
     if value is None or (isinstance(value, str | bytes | Sequence) and len(value) == 0):
@@ -136,6 +137,7 @@ def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows
     ------
     DicomTagError
         Non-orthonormal orientation, duplicate positions, or uneven slice spacing (> 1%).
+
     """
     iop = np.asarray(orientation, dtype=float)
     if iop.size != 6:

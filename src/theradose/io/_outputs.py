@@ -20,6 +20,7 @@ def prepare_output(path: str | Path, *, overwrite: bool = False) -> Path:
     ------
     OutputExistsError
         If ``path`` exists and ``overwrite`` is False.
+
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -43,6 +44,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     ...     _ = tmp.write_text("hello")
     >>> (d / "a.txt").read_text()
     'hello'
+
     """
     final = prepare_output(path, overwrite=overwrite)
     suffix = "".join(final.suffixes) or ".tmp"

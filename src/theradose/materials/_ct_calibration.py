@@ -33,6 +33,7 @@ class HUCalibration:
         the last node the last density.
     name, reference : str
         Identification recorded in provenance.
+
     """
 
     hu: tuple[float, ...]
@@ -128,6 +129,7 @@ def hu_to_density(ct, *, calibration: HUCalibration = SCHNEIDER_2000):
     --------
     >>> float(hu_to_density(0.0))  # water-like soft tissue on the Schneider line
     1.0199...
+
     """
     arr, vol = _hu_array(ct)
     rho = calibration(arr)
@@ -145,6 +147,7 @@ def hu_to_material(ct, *, classes: MaterialClasses = DEFAULT_MATERIAL_CLASSES):
     LabelMap or ndarray
         A ``LabelMap`` whose names are ``classes.names`` if a volume was given, else an
         integer array.
+
     """
     arr, vol = _hu_array(ct)
     lab = (np.searchsorted(np.asarray(classes.edges_hu), arr, side="right") + 1).astype(np.uint8)

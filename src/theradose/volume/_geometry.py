@@ -43,6 +43,7 @@ class Geometry:
     direction : (3, 3) array_like
         Orthonormal matrix whose *columns* are the LPS directions of the x-, y- and z-index axes
         (SimpleITK's ``GetDirection()`` reshaped row-major to 3×3).
+
     """
 
     shape: tuple[int, int, int]
@@ -127,7 +128,8 @@ class Geometry:
             return
         for name in ("shape", "spacing_mm", "origin_mm"):
             a, b = getattr(self, name), getattr(other, name)
-            if name == "shape" and a != b or name != "shape" and not np.allclose(a, b, atol=tol_mm):
+            differs = a != b if name == "shape" else not np.allclose(a, b, atol=tol_mm)
+            if differs:
                 raise GeometryMismatchError(
                     f"{what} are on different grids: {a} vs {b}; resample one onto the other "
                     "first (theradose.volume.resample)", field=name, file=file)
@@ -152,5 +154,6 @@ class Geometry:
                    np.asarray(d["direction"], dtype=float).reshape(3, 3))
 
     def __repr__(self) -> str:
+        d = self.direction.ravel().round(4).tolist()
         return (f"Geometry(shape={self.shape}, spacing_mm={self.spacing_mm}, "
-                f"origin_mm={self.origin_mm}, direction={self.direction.ravel().round(4).tolist()})")
+                f"origin_mm={self.origin_mm}, direction={d})")

@@ -24,6 +24,7 @@ References
 Piecewise-constant (area/volume-weighted) regridding is the conservative remapping of
 P. W. Jones, "First- and second-order conservative remapping schemes for grids in spherical
 coordinates", Mon. Wea. Rev. 127 (1999) 2204-2210, first-order scheme, applied per axis.
+
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def resample(volume: Volume, target: Geometry | Volume, *, method: Method = "aut
     >>> coarse = resample(act, Geometry((2, 2, 2), (4.0, 4.0, 4.0), (1.0, 1.0, 1.0)))
     >>> float(coarse.array.sum())
     64.0
+
     """
     tgt = target.geometry if isinstance(target, Volume) else target
     if not isinstance(tgt, Geometry):

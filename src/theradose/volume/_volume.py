@@ -52,6 +52,7 @@ class Volume:
     >>> v = Volume(np.ones((2, 3, 4)), g, unit="kBq/mL", modality="NM")
     >>> v.unit, round(v.geometry.voxel_volume_ml, 4)
     ('kBq/mL', 0.1106)
+
     """
 
     array: np.ndarray
@@ -143,8 +144,9 @@ class Volume:
     def total(self, unit: str | None = None) -> float:
         """Sum over the image of an extensive quantity, or integral of a concentration.
 
-        For ``activity_concentration`` images the integral over the image (concentration × voxel
-        volume) is returned in Bq unless ``unit`` says otherwise; for extensive images the plain sum.
+        For ``activity_concentration`` images the integral over the image (concentration ×
+        voxel volume) is returned in Bq unless ``unit`` says otherwise; for extensive images the
+        plain sum.
         """
         info = self.unit_info
         if info.dimension == "activity_concentration":
@@ -202,6 +204,7 @@ class LabelMap(Volume):
     >>> lm = LabelMap.from_array(lab, spacing_mm=(1, 1, 1), names={3: "liver"})
     >>> int(lm.mask("liver").sum())
     1
+
     """
 
     names: dict[int, str] = field(default_factory=dict)
@@ -233,6 +236,7 @@ class LabelMap(Volume):
         ------
         InputError
             If the name is unknown (the message lists the known names).
+
         """
         labels = self.labels
         if name not in labels:
@@ -251,6 +255,7 @@ class LabelMap(Volume):
         ------
         InputError
             If masks overlap (a label map holds one label per voxel) or have the wrong shape.
+
         """
         dtype = np.uint8 if len(masks) < 256 else np.uint16
         arr = np.zeros(geometry.shape, dtype=dtype)
