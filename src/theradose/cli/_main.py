@@ -41,7 +41,7 @@ def cli(verbose: int, no_progress: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (testable in-process with ``argv``)."""
     try:
-        cli.main(args=argv, prog_name="theradose", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="theradose", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.ClickException as exc:
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
-    return 0
+    # without standalone mode click returns ctx.exit()'s code (e.g. 2 for an InputError)
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:  # console-script target
