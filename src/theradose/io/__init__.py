@@ -6,6 +6,57 @@ overwrite existing files unless told to.
 """
 
 from theradose.io._administration import Administration
+from theradose.io._dicom_read import list_series, read_ct, read_dicom_series, read_nm, read_pt
+from theradose.io._dicom_write import DicomStudyInfo, write_ct_series, write_nm, write_pt_series
+from theradose.io._nifti import (
+    read_labelmap,
+    read_nifti,
+    read_sidecar,
+    sidecar_path,
+    write_labelmap,
+    write_nifti,
+)
 from theradose.io._outputs import atomic_path, prepare_output
+from theradose.io._radiopharmaceutical import parse_nuclide_name
+from theradose.io._rtdose import read_rtdose, write_rtdose
+from theradose.io._rtstruct import read_rtstruct, rtstruct_to_labelmap, write_rtstruct
+from theradose.io._seg import read_seg, read_seg_masks, write_seg
+from theradose.io._study import Study, TimePoint, load_study
+from theradose.io._suv import suv_bw_factor, to_suv
 
 __all__ = ["Administration", "atomic_path", "prepare_output"]
+__all__ += [  # DICOM images (CT, NM, PT)
+    "DicomStudyInfo",
+    "list_series",
+    "parse_nuclide_name",
+    "read_ct",
+    "read_dicom_series",
+    "read_nm",
+    "read_pt",
+    "suv_bw_factor",
+    "to_suv",
+    "write_ct_series",
+    "write_nm",
+    "write_pt_series",
+]
+__all__ += [  # NIfTI + sidecar, label maps, Study loader
+    "Study",
+    "TimePoint",
+    "load_study",
+    "read_labelmap",
+    "read_nifti",
+    "read_sidecar",
+    "sidecar_path",
+    "write_labelmap",
+    "write_nifti",
+]
+__all__ += [  # RT Dose, RTSTRUCT, SEG
+    "read_rtdose",
+    "read_rtstruct",
+    "read_seg",
+    "read_seg_masks",
+    "rtstruct_to_labelmap",
+    "write_rtdose",
+    "write_rtstruct",
+    "write_seg",
+]

@@ -33,12 +33,31 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False):
     if p.stat().st_size == 0:
         raise UnreadableFileError("file is empty (0 bytes)", file=p)
     try:
-        return pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
         raise UnreadableFileError(f"not a DICOM file ({exc})", file=p) from exc
     except Exception as exc:  # truncated or corrupt files fail deep inside pydicom
         raise UnreadableFileError(f"corrupt DICOM file ({type(exc).__name__}: {exc})",
                                   file=p) from exc
+    _check_complete(ds, p)
+    return ds
+
+
+def _check_complete(ds, p: Path) -> None:
+    """Detect truncation, which pydicom reads silently (the last value comes back shortened)."""
+    from pydicom.dataelem import RawDataElement
+
+    if not len(ds):
+        return
+    tag = max(ds.keys())
+    raw = ds.get_item(tag)
+    if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF or raw.value_tell is None:
+        return
+    end, size = raw.value_tell + raw.length, p.stat().st_size
+    # The last element must fit in the file; 2-7 bytes left over are a cut element header.
+    if end > size or 2 <= size - end < 8:
+        raise UnreadableFileError(f"truncated DICOM file: {size} bytes, element {tag} needs "
+                                  f"{max(end, size + 1)}", file=p)
 
 
 def is_dicom_file(path: Path) -> bool:
