@@ -24,38 +24,36 @@ from theradose.io._seg import read_seg, read_seg_masks, write_seg
 from theradose.io._study import Study, TimePoint, load_study
 from theradose.io._suv import suv_bw_factor, to_suv
 
-__all__ = ["Administration", "atomic_path", "prepare_output"]
-__all__ += [  # DICOM images (CT, NM, PT)
+__all__ = [
+    "Administration",
     "DicomStudyInfo",
-    "list_series",
-    "parse_nuclide_name",
-    "read_ct",
-    "read_dicom_series",
-    "read_nm",
-    "read_pt",
-    "suv_bw_factor",
-    "to_suv",
-    "write_ct_series",
-    "write_nm",
-    "write_pt_series",
-]
-__all__ += [  # NIfTI + sidecar, label maps, Study loader
     "Study",
     "TimePoint",
+    "atomic_path",
+    "list_series",
     "load_study",
+    "parse_nuclide_name",
+    "prepare_output",
+    "read_ct",
+    "read_dicom_series",
     "read_labelmap",
     "read_nifti",
-    "read_sidecar",
-    "sidecar_path",
-    "write_labelmap",
-    "write_nifti",
-]
-__all__ += [  # RT Dose, RTSTRUCT, SEG
+    "read_nm",
+    "read_pt",
     "read_rtdose",
     "read_rtstruct",
     "read_seg",
     "read_seg_masks",
+    "read_sidecar",
     "rtstruct_to_labelmap",
+    "sidecar_path",
+    "suv_bw_factor",
+    "to_suv",
+    "write_ct_series",
+    "write_labelmap",
+    "write_nifti",
+    "write_nm",
+    "write_pt_series",
     "write_rtdose",
     "write_rtstruct",
     "write_seg",

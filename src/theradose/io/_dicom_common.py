@@ -19,6 +19,7 @@ __all__ = [
     "list_dicom_files",
     "read_dataset",
     "require",
+    "slice_axes",
 ]
 
 
@@ -129,6 +130,20 @@ def format_dicom_datetime(t: datetime) -> tuple[str, str]:
     return t.strftime("%Y%m%d"), t.strftime("%H%M%S.%f")
 
 
+def slice_axes(orientation, *, file=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and normal unit vectors from ImageOrientationPatient (checked orthonormal)."""
+    iop = np.asarray(orientation, dtype=float)
+    if iop.size != 6:
+        raise DicomTagError(f"needs 6 values, got {iop.size}", file=file,
+                            field="ImageOrientationPatient")
+    row, col = iop[:3], iop[3:]
+    if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or \
+            abs(row @ col) > 1e-3:
+        raise DicomTagError(f"not orthonormal: {iop.tolist()}", file=file,
+                            field="ImageOrientationPatient")
+    return row, col, np.cross(row, col)
+
+
 def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows: int,
                          n_cols: int, *, file=None, spacing_between_slices: float | None = None
                          ) -> tuple[Geometry, np.ndarray]:
@@ -158,16 +173,7 @@ def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows
         Non-orthonormal orientation, duplicate positions, or uneven slice spacing (> 1%).
 
     """
-    iop = np.asarray(orientation, dtype=float)
-    if iop.size != 6:
-        raise DicomTagError(f"needs 6 values, got {iop.size}", file=file,
-                            field="ImageOrientationPatient")
-    row, col = iop[:3], iop[3:]
-    if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or \
-            abs(row @ col) > 1e-3:
-        raise DicomTagError(f"not orthonormal: {iop.tolist()}", file=file,
-                            field="ImageOrientationPatient")
-    normal = np.cross(row, col)
+    row, col, normal = slice_axes(orientation, file=file)
     pos = np.asarray(list(positions), dtype=float).reshape(-1, 3)
     proj = pos @ normal
     order = np.argsort(proj, kind="stable")

@@ -216,6 +216,16 @@ def _iop(g: Geometry) -> list[str]:
     return [_ds(v) for v in (*g.direction[:, 0], *g.direction[:, 1])]
 
 
+def _slice_plane(ds, g: Geometry, position: np.ndarray, normal: np.ndarray) -> None:
+    """Image Plane module of one slice at ``position``, plus a signed 16-bit pixel module."""
+    ds.SliceThickness = _ds(g.spacing_mm[2])
+    ds.ImagePositionPatient = [_ds(v) for v in position]
+    ds.ImageOrientationPatient = _iop(g)
+    ds.SliceLocation = _ds(float(position @ normal))
+    ds.PixelSpacing = _pixel_spacing(g)
+    _pixel_module(ds, g.shape[1], g.shape[2], signed=True)
+
+
 def _pixel_spacing(g: Geometry) -> list[str]:
     return [_ds(g.spacing_mm[1]), _ds(g.spacing_mm[0])]  # between rows (y), between columns (x)
 
@@ -381,12 +391,7 @@ def write_ct_series(volume: Volume, folder: str | Path, *,
         ds.InstanceNumber = k + 1
         ds.AcquisitionNumber = 1
         ds.KVP = ""
-        ds.SliceThickness = _ds(g.spacing_mm[2])
-        ds.ImagePositionPatient = [_ds(v) for v in pos[k]]
-        ds.ImageOrientationPatient = _iop(g)
-        ds.SliceLocation = _ds(float(pos[k] @ normal))
-        ds.PixelSpacing = _pixel_spacing(g)
-        _pixel_module(ds, g.shape[1], g.shape[2], signed=True)
+        _slice_plane(ds, g, pos[k], normal)
         ds.RescaleIntercept = _ds(intercept)
         ds.RescaleSlope = _ds(slope)
         ds.RescaleType = "HU"
@@ -655,12 +660,7 @@ def write_pt_series(volume: Volume, folder: str | Path, *, administration: Admin
         if dc != "NONE":
             ds.DecayFactor = _ds(math.exp(lam * offset_s))
         ds.LossyImageCompression = "00"
-        ds.SliceThickness = _ds(g.spacing_mm[2])
-        ds.ImagePositionPatient = [_ds(v) for v in pos[k]]
-        ds.ImageOrientationPatient = _iop(g)
-        ds.SliceLocation = _ds(float(pos[k] @ normal))
-        ds.PixelSpacing = _pixel_spacing(g)
-        _pixel_module(ds, g.shape[1], g.shape[2], signed=True)
+        _slice_plane(ds, g, pos[k], normal)
         ds.RescaleIntercept = "0"
         ds.RescaleSlope = _ds(slope)
         ds.PixelData = np.ascontiguousarray(stored).astype("<i2").tobytes()

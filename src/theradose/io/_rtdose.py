@@ -29,7 +29,7 @@ from theradose.errors import (
     TheradoseWarning,
     UnitError,
 )
-from theradose.io._dicom_common import read_dataset, require
+from theradose.io._dicom_common import read_dataset, require, slice_axes
 from theradose.io._rt_common import Reference, as_reference, format_ds, new_dataset, save_dataset
 from theradose.units import parse_unit
 from theradose.volume import Geometry, Volume, resample
@@ -343,12 +343,7 @@ def _geometry(ds, p: Path) -> Geometry:
     if ipp.size != 3 or iop.size != 6 or ps.size != 2 or np.any(ps <= 0):
         raise DicomTagError(f"malformed plane geometry: IPP {ipp.tolist()}, IOP {iop.tolist()},"
                             f" PixelSpacing {ps.tolist()}", file=p, field="ImagePositionPatient")
-    row, col = iop[:3], iop[3:]
-    if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or \
-            abs(row @ col) > 1e-3:
-        raise DicomTagError(f"not orthonormal: {iop.tolist()}", file=p,
-                            field="ImageOrientationPatient")
-    normal = np.cross(row, col)
+    row, col, normal = slice_axes(iop, file=p)
     off = _offsets(ds, p)
     if off.size > 1:
         steps = np.diff(off)
