@@ -28,3 +28,20 @@ def test_info_json_lists_dependencies(capsys):
 def test_unknown_option_exits_2(capsys):
     assert main(["info", "--bogus"]) == 2
     assert "No such option" in capsys.readouterr().err
+
+
+def test_warnings_are_one_line(capsys):
+    import warnings
+
+    from theradose.errors import TheradoseWarning
+
+    @cli.command("_warn_probe", hidden=True)
+    def _probe():
+        warnings.warn("a.dcm: Units: odd value", TheradoseWarning, stacklevel=1)
+
+    try:
+        assert main(["_warn_probe"]) == 0
+    finally:
+        del cli.commands["_warn_probe"]
+        warnings.showwarning = warnings._showwarning_orig
+    assert capsys.readouterr().err == "warning: a.dcm: Units: odd value\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
@@ -36,6 +37,12 @@ def cli(verbose: int, no_progress: bool) -> None:
     """
     configure_cli_logging(verbose)
     os.environ["THERADOSE_PROGRESS"] = "0" if no_progress else "1"
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print warnings as one line, ``warning: <message>``, without the source line."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
