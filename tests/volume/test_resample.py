@@ -106,3 +106,13 @@ def test_linear_method_states_it_does_not_conserve():
     const = Volume(np.full(SRC.shape, 5.0), SRC, unit="Bq/mL")
     inner = Geometry((3, 3, 3), (2.0, 2.0, 2.0), (4.0, 10.0, 10.0))
     np.testing.assert_allclose(resample(const, inner, method="linear").array, 5.0)
+
+
+def test_fill_outside_source_for_intensive_images():
+    # a CT padded beyond its field of view: outside voxels take `fill`, inside keeps the mean
+    g = Geometry((2, 2, 2), (1, 1, 1))
+    ct = Volume(np.full(g.shape, 40.0), g, unit="HU")
+    big = Geometry((4, 4, 4), (1, 1, 1), (-1, -1, -1))
+    out = resample(ct, big, fill=-1000.0)
+    assert out.array[1:3, 1:3, 1:3].tolist() == np.full((2, 2, 2), 40.0).tolist()
+    assert (out.array == -1000.0).sum() == 64 - 8

@@ -217,8 +217,10 @@ def _build(arr: np.ndarray, geom: Geometry, ref: Reference | None, *, dose_type:
     ds.GridFrameOffsetVector = format_ds(np.arange(nz) * geom.spacing_mm[2])
     scaling, text = _grid_scaling(float(arr.max(initial=0.0)))
     ds.DoseGridScaling = text
-    pix = np.rint(arr / scaling)
-    ds.PixelData = np.clip(pix, 0, _UINT32_MAX).astype("<u4").tobytes()
+    pix = np.divide(arr, scaling, dtype=np.float64)  # in place below: grids can be 50 M voxels
+    np.rint(pix, out=pix)
+    np.clip(pix, 0, _UINT32_MAX, out=pix)
+    ds.PixelData = pix.astype("<u4").tobytes()
     return ds
 
 

@@ -77,20 +77,31 @@ def _apply_separable(arr: np.ndarray, mats: list[sp.csr_matrix]) -> np.ndarray:
 
 
 def _overlap_separable(src: Geometry, tgt: Geometry, arrays: list[np.ndarray], *,
-                       squared: list[bool]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Overlap-weighted sums for grids with a common direction; returns sums and coverage."""
+                       squared: list[bool], normalise: bool
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Overlap-weighted sums (or means) for grids with a common direction.
+
+    Returns the results and, per array axis (z, y, x), the fraction of each target voxel
+    covered by the source grid (the coverage is separable: their outer product).
+    With ``normalise`` every axis matrix is divided by its row sum, so the result is the
+    volume-weighted mean of the covered part (the product of per-axis normalised weights is the
+    normalised 3-D weight); rows without coverage stay 0.
+    """
     # Source continuous index of the target origin, per axis (x, y, z).
     c = src.physical_to_index(np.asarray(tgt.origin_mm))
     ratio = np.asarray(tgt.spacing_mm) / np.asarray(src.spacing_mm)
     mats_xyz = [_axis_weights(src.size_xyz[a], tgt.size_xyz[a], c[a], ratio[a]) for a in range(3)]
     mats = mats_xyz[::-1]  # array axes are z, y, x
+    rowsums = [np.asarray(w.sum(axis=1)).ravel() for w in mats]
+    coverage = [r / q for r, q in zip(rowsums, ratio[::-1], strict=True)]
+    if normalise:
+        inv = [np.divide(1.0, r, out=np.zeros_like(r), where=r > 1e-12) for r in rowsums]
+        mats = [sp.diags(i) @ w for i, w in zip(inv, mats, strict=True)]
     out = []
     for arr, sq in zip(arrays, squared, strict=True):
         m = [w.multiply(w).tocsr() for w in mats] if sq else mats
         out.append(_apply_separable(arr.astype(np.float64, copy=False), m))
-    # Fraction of each target voxel covered by the source grid, in target-voxel units.
-    cov = _apply_separable(np.ones(src.shape), mats) / np.prod(ratio)
-    return out, cov
+    return out, coverage
 
 
 def _overlap_splat(src: Geometry, tgt: Geometry, arrays: list[np.ndarray], *,
@@ -171,7 +182,7 @@ def resample(volume: Volume, target: Geometry | Volume, *, method: Method = "aut
         return volume
 
     before = _integral(volume)
-    cov = None
+    covered_integral = None
     if method in ("linear", "nearest"):
         new, new_sigma = _sitk_resample(volume, tgt, method, fill)
         note = f"resampled ({method}, SimpleITK) to {tgt.shape} @ {tgt.spacing_mm} mm; " \
@@ -182,28 +193,39 @@ def resample(volume: Volume, target: Geometry | Volume, *, method: Method = "aut
         if volume.sigma is not None:
             arrays.append(volume.sigma.astype(np.float64) ** 2)
             squared.append(True)
+        new_sigma = None
         if np.allclose(src.direction, tgt.direction, atol=1e-6):
-            sums, cov = _overlap_separable(src, tgt, arrays, squared=squared)
+            outs, cov_axes = _overlap_separable(src, tgt, arrays, squared=squared,
+                                                normalise=conserves == "mean")
+            new = outs[0]
+            if volume.sigma is not None:
+                new_sigma = np.sqrt(outs[1])
+            if conserves == "mean" and fill != 0:
+                for axis, cov_1d in enumerate(cov_axes):
+                    np.moveaxis(new, axis, 0)[cov_1d <= 1e-12] = fill
+            cz, cy, cx = cov_axes
+            covered_integral = float(((new @ cx) @ cy) @ cz) * tgt.voxel_volume_ml
             how = "exact separable overlap"
         else:
             sums, cov = _overlap_splat(src, tgt, arrays, squared=squared)
-            how = "sub-voxel overlap"
-        new_sigma = None
-        if conserves == "total":
-            new = sums[0]
-            if volume.sigma is not None:
-                new_sigma = np.sqrt(sums[1])
-        else:
-            # Mean of the covered part; the source-index weights sum to cov * ratio.
-            ratio = np.prod(np.asarray(tgt.spacing_mm) / np.asarray(src.spacing_mm))
-            wsum = cov * ratio
-            with np.errstate(invalid="ignore", divide="ignore"):
-                new = np.where(wsum > 1e-12, sums[0] / wsum, fill)
+            if conserves == "total":
+                new = sums[0]
                 if volume.sigma is not None:
-                    new_sigma = np.where(wsum > 1e-12, np.sqrt(sums[1]) / wsum, 0.0)
+                    new_sigma = np.sqrt(sums[1])
+            else:
+                # Mean of the covered part; the source-index weights sum to cov * ratio.
+                ratio = np.prod(np.asarray(tgt.spacing_mm) / np.asarray(src.spacing_mm))
+                wsum = cov * ratio
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    new = np.where(wsum > 1e-12, sums[0] / wsum, fill)
+                    if volume.sigma is not None:
+                        new_sigma = np.where(wsum > 1e-12, np.sqrt(sums[1]) / wsum, 0.0)
+            covered_integral = float(np.sum(new * cov)) * tgt.voxel_volume_ml
+            how = "sub-voxel overlap"
         note = f"resampled ({how}) to {tgt.shape} @ {tgt.spacing_mm} mm conserving the {conserves}"
     out = volume.replace(array=new, geometry=tgt, sigma=new_sigma)
-    after = _integral(out, coverage=cov)
+    after = covered_integral if conserves == "mean" and covered_integral is not None \
+        else _integral(out)
     if before is not None and after is not None and before != 0:
         change = (after - before) / before
         note += f"; relative change of the {'total' if conserves == 'total' else 'integral'}: " \
@@ -212,18 +234,12 @@ def resample(volume: Volume, target: Geometry | Volume, *, method: Method = "aut
     return out.replace(note=note)
 
 
-def _integral(v: Volume, coverage: np.ndarray | None = None) -> float | None:
-    """Total (extensive) or volume integral (intensive) of an image; None for labels.
-
-    For intensive images ``coverage`` (fraction of each voxel inside the source grid) restricts
-    the integral to the part of the target that the source covers.
-    """
+def _integral(v: Volume) -> float | None:
+    """Total (extensive) or volume integral (intensive) of an image; None for labels."""
     if v.conserves == "label":
         return None
-    if v.conserves == "total":
-        return float(np.sum(v.array, dtype=np.float64))
-    arr = v.array if coverage is None else v.array * coverage
-    return float(np.sum(arr, dtype=np.float64)) * v.geometry.voxel_volume_ml
+    s = float(np.sum(v.array, dtype=np.float64))
+    return s if v.conserves == "total" else s * v.geometry.voxel_volume_ml
 
 
 def _sitk_resample(volume: Volume, tgt: Geometry, method: str, fill: float):
