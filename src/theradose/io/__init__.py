@@ -23,6 +23,7 @@ from theradose.io._rtstruct import read_rtstruct, rtstruct_to_labelmap, write_rt
 from theradose.io._seg import read_seg, read_seg_masks, write_seg
 from theradose.io._study import Study, TimePoint, load_study
 from theradose.io._suv import suv_bw_factor, to_suv
+from theradose.io._uids import reproducible_dicom
 
 __all__ = [
     "Administration",
@@ -45,6 +46,7 @@ __all__ = [
     "read_seg",
     "read_seg_masks",
     "read_sidecar",
+    "reproducible_dicom",
     "rtstruct_to_labelmap",
     "sidecar_path",
     "suv_bw_factor",

@@ -22,6 +22,7 @@ from theradose.io._administration import Administration
 from theradose.io._dicom_common import format_dicom_datetime
 from theradose.io._outputs import atomic_path
 from theradose.io._radiopharmaceutical import half_life_s_of, radiopharmaceutical_item
+from theradose.io._uids import new_uid
 from theradose.volume import Geometry, Volume
 
 __all__ = ["DicomStudyInfo", "write_ct_series", "write_nm", "write_pt_series"]
@@ -32,9 +33,7 @@ PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 
 
 def _uid() -> str:
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid())
+    return new_uid()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from theradose.errors import GeometryMismatchError, InputError
 from theradose.io._dicom_common import geometry_from_slices, list_dicom_files, read_dataset
 from theradose.io._outputs import atomic_path
+from theradose.io._uids import creation_time, new_uid
 from theradose.volume import Geometry, LabelMap, Volume
 
 __all__ = [
@@ -276,15 +276,15 @@ def new_dataset(sop_class_uid: str, modality: str, ref: Reference | None, *,
     Patient and study come from ``ref`` (a new StudyInstanceUID when none is known).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     from theradose import __version__
 
-    now = datetime.now()
+    now = creation_time()
     ds = Dataset()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = new_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta = meta
@@ -298,14 +298,14 @@ def new_dataset(sop_class_uid: str, modality: str, ref: Reference | None, *,
     ds.PatientID = ps.get("PatientID", "")
     ds.PatientBirthDate = ps.get("PatientBirthDate", "")
     ds.PatientSex = ps.get("PatientSex", "")
-    ds.StudyInstanceUID = ps.get("StudyInstanceUID") or generate_uid()
+    ds.StudyInstanceUID = ps.get("StudyInstanceUID") or new_uid()
     ds.StudyDate = ps.get("StudyDate", "")
     ds.StudyTime = ps.get("StudyTime", "")
     ds.StudyID = ps.get("StudyID", "")
     ds.AccessionNumber = ps.get("AccessionNumber", "")
     ds.ReferringPhysicianName = ps.get("ReferringPhysicianName", "")
     ds.Modality = modality
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = new_uid()
     ds.SeriesNumber = series_number
     ds.SeriesDescription = series_description[:64]
     ds.SeriesDate = now.strftime("%Y%m%d")

@@ -31,6 +31,7 @@ from theradose.errors import (
 )
 from theradose.io._dicom_common import read_dataset, require, slice_axes
 from theradose.io._rt_common import Reference, as_reference, format_ds, new_dataset, save_dataset
+from theradose.io._uids import new_uid
 from theradose.units import parse_unit
 from theradose.volume import Geometry, Volume, resample
 
@@ -180,8 +181,6 @@ def write_rtdose(dose: Volume, path: str | Path, *, reference=None, grid: Geomet
 def _build(arr: np.ndarray, geom: Geometry, ref: Reference | None, *, dose_type: str,
            summation: str, comment: str, series_description: str, study_uid: str | None = None,
            for_uid: str | None = None):
-    from pydicom.uid import generate_uid
-
     ds = new_dataset(RT_DOSE_STORAGE, "RTDOSE", ref, series_description=series_description)
     if study_uid:
         ds.StudyInstanceUID = study_uid
@@ -194,7 +193,7 @@ def _build(arr: np.ndarray, geom: Geometry, ref: Reference | None, *, dose_type:
         origin = origin + slc * geom.spacing_mm[2] * (geom.shape[0] - 1)
     nz, ny, nx = arr.shape
     ds.FrameOfReferenceUID = for_uid or (ref.frame_of_reference_uid if ref else None) or \
-        generate_uid()
+        new_uid()
     ds.PositionReferenceIndicator = ""
     ds.ImagePositionPatient = format_ds(origin)
     ds.ImageOrientationPatient = format_ds(np.concatenate([row, col]))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from theradose.errors import DicomTagError, GeometryMismatchError, InputError, T
 from theradose.io._contours import rasterize_even_odd, trace_voxel_boundaries
 from theradose.io._dicom_common import read_dataset, require
 from theradose.io._rt_common import Reference, as_masks, as_reference, new_dataset, save_dataset
+from theradose.io._uids import creation_time
 from theradose.volume import LabelMap
 
 __all__ = ["read_rtstruct", "rtstruct_to_labelmap", "write_rtstruct"]
@@ -298,7 +298,7 @@ def _build(roi_masks: dict[str, np.ndarray], ref: Reference, colors: dict,
                      series_description=series_description)
     for kw in ("ContentDate", "ContentTime"):  # not in the RT Structure Set IOD
         delattr(ds, kw)
-    now = datetime.now()
+    now = creation_time()
     ds.FrameOfReferenceUID = ref.frame_of_reference_uid
     ds.StructureSetLabel = label
     ds.StructureSetDate = now.strftime("%Y%m%d")

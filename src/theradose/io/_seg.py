@@ -26,6 +26,7 @@ from theradose.errors import DicomTagError, GeometryMismatchError, InputError, T
 from theradose.io._dicom_common import read_dataset, require
 from theradose.io._outputs import atomic_path
 from theradose.io._rt_common import Reference, as_masks, as_reference
+from theradose.io._uids import new_uid, stamp_creation
 from theradose.volume import Geometry, LabelMap, resample
 
 __all__ = ["read_seg", "read_seg_masks", "write_seg"]
@@ -185,11 +186,12 @@ def write_seg(masks, path: str | Path, *, reference, algorithm_name: str = "ther
     sources = _source_datasets(ref)
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=pixels, segmentation_type="BINARY",
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=901,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="theradose",
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(new_uid()), series_number=901,
+        sop_instance_uid=hd.UID(new_uid()), instance_number=1, manufacturer="theradose",
         manufacturer_model_name="theradose", software_versions=__version__,
         device_serial_number="0", series_description=series_description[:64])
     with atomic_path(path, overwrite=overwrite) as tmp:
+        stamp_creation(seg)
         seg.save_as(tmp, enforce_file_format=True)
     log.info("wrote SEG %s with %d segments", path, len(seg_masks))
     return Path(path)
