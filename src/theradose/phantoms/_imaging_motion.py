@@ -351,7 +351,8 @@ def _default_fill(volume: Volume) -> float:
 
 
 def apply_to_volume(volume: Volume, motion: PatientMotion, *, fill: float | None = None,
-                    reference: Geometry | Volume | None = None) -> Volume:
+                    reference: Geometry | Volume | None = None,
+                    sitk_transform=None) -> Volume:
     """Warp a volume into the repositioned patient: ``out(x) = in(T(x))``.
 
     * label maps: nearest neighbour (values stay the input integers, names kept);
@@ -374,6 +375,9 @@ def apply_to_volume(volume: Volume, motion: PatientMotion, *, fill: float | None
         Value outside the input grid; default −1024 for HU, 0.0012 g/cm³ for density, else 0.
     reference : Geometry or Volume, optional
         Output grid; default the input grid.
+    sitk_transform : SimpleITK.Transform, optional
+        ``motion.to_sitk(reference)`` computed once by the caller, to warp several volumes of
+        one acquisition without sampling the deformation field again.
 
     Returns
     -------
@@ -397,7 +401,7 @@ def apply_to_volume(volume: Volume, motion: PatientMotion, *, fill: float | None
     if not isinstance(out_g, Geometry):
         raise InputError(f"must be a Geometry or Volume, got {type(reference).__name__}",
                          field="reference")
-    transform = motion.to_sitk(out_g)
+    transform = motion.to_sitk(out_g) if sitk_transform is None else sitk_transform
     ref = sitk.Image(*out_g.size_xyz, sitk.sitkUInt8)
     ref.SetOrigin(out_g.origin_mm)
     ref.SetSpacing(out_g.spacing_mm)

@@ -1,0 +1,116 @@
+"""Declarative configuration of a virtual patient simulation (validated once, at the boundary)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from itertools import pairwise
+from typing import Any
+
+from theradose.errors import InputError
+
+__all__ = ["PRESET_DEFAULTS", "SimulationConfig"]
+
+#: Administered activities of the presets (MBq). Therapy: 7.4 GBq per cycle for both
+#: [177Lu]Lu-PSMA-617 (VISION trial, Sartor et al., NEJM 2021;385:1091) and
+#: [177Lu]Lu-DOTATATE (NETTER-1, Strosberg et al., NEJM 2017;376:125). Diagnostic PET:
+#: ~2 MBq/kg of [68Ga]Ga-PSMA-11 (EANM/SNMMI guideline, Fendler et al., EJNMMI 2023;50:1466)
+#: and 100-200 MBq of [68Ga]Ga-DOTATATE (EANM guideline, Bozkurt et al., EJNMMI 2017;44:1588);
+#: 150 MBq is used for both.
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "psma": {"therapy_activity_mbq": 7400.0, "pet_activity_mbq": 150.0},
+    "sstr": {"therapy_activity_mbq": 7400.0, "pet_activity_mbq": 150.0},
+}
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What to simulate for one virtual patient; every default is a documented choice.
+
+    Parameters
+    ----------
+    preset : {'psma', 'sstr'}
+        Theranostic pair: 68Ga-PSMA-11 PET ↔ 177Lu-PSMA-617, or 68Ga-DOTATATE ↔ 177Lu-DOTATATE.
+    regime : {'homogeneous', 'heterogeneous'}
+        Diagnostic↔therapeutic sub-tissue kinetics proportional or not (Xue et al. 2024).
+    phantom : {'random', 'adult_male', 'adult_female'}
+        Random anatomy around the reference, or a reference phantom itself.
+    sex : {'male', 'female'} or None
+        For random anatomy; None draws it (PSMA: male).
+    times_h : tuple of float
+        Post-therapy SPECT/CT times after injection (h), strictly increasing.
+    therapy_activity_mbq, pet_activity_mbq : float or None
+        Administered activities; None takes :data:`PRESET_DEFAULTS`.
+    pet_uptake_min : float
+        PET scan start after the tracer injection (min).
+    pet_days_before : float
+        Days between the PET and the therapy.
+    voxel_mm : float
+        CT / anatomy grid spacing (mm).
+    n_lesions : int or None
+        Number of lesions; None draws it.
+    noise, motion : bool
+        Poisson/CT noise and resolution; repositioning/deformation between time points. Both
+        False gives noiseless, motion-free images for truth tests.
+    spect_output : {'counts', 'Bq/mL'}
+        Unit written in the NM files.
+    """
+
+    preset: str = "psma"
+    regime: str = "homogeneous"
+    phantom: str = "random"
+    sex: str | None = None
+    times_h: tuple[float, ...] = (4.0, 24.0, 96.0, 168.0)
+    therapy_activity_mbq: float | None = None
+    pet_activity_mbq: float | None = None
+    pet_uptake_min: float = 60.0
+    pet_days_before: float = 7.0
+    voxel_mm: float = 3.0
+    n_lesions: int | None = None
+    noise: bool = True
+    motion: bool = True
+    spect_output: str = "counts"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _choice("preset", self.preset, tuple(PRESET_DEFAULTS))
+        _choice("regime", self.regime, ("homogeneous", "heterogeneous"))
+        _choice("phantom", self.phantom, ("random", "adult_male", "adult_female"))
+        if self.sex is not None:
+            _choice("sex", self.sex, ("male", "female"))
+        _choice("spect_output", self.spect_output, ("counts", "Bq/mL"))
+        times = tuple(float(t) for t in self.times_h)
+        if not times or times[0] <= 0 or any(b <= a for a, b in pairwise(times)):
+            raise InputError(f"must be positive and strictly increasing, got {list(times)}",
+                             field="times_h")
+        object.__setattr__(self, "times_h", times)
+        for name in ("therapy_activity_mbq", "pet_activity_mbq"):
+            v = getattr(self, name)
+            if v is None:
+                object.__setattr__(self, name, PRESET_DEFAULTS[self.preset][name])
+            elif not v > 0:
+                raise InputError(f"must be > 0 MBq, got {v!r}", field=name)
+        for name in ("pet_uptake_min", "voxel_mm"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"must be > 0, got {getattr(self, name)!r}", field=name)
+        if self.n_lesions is not None and self.n_lesions < 0:
+            raise InputError(f"must be ≥ 0, got {self.n_lesions}", field="n_lesions")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        d = asdict(self)
+        d["times_h"] = list(self.times_h)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SimulationConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise an error naming them."""
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise InputError(f"unknown keys {bad}; accepted: {sorted(known)}", field="config")
+        return cls(**{k: tuple(v) if k == "times_h" else v for k, v in d.items()})
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise InputError(f"got {value!r}; accepted: {', '.join(map(str, allowed))}", field=name)
