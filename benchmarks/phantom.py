@@ -27,7 +27,7 @@ def main() -> None:
                               config=SimulationConfig(voxel_mm=args.voxel_mm))
         dt = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in vp.out.rglob("*") if p.is_file()) / 1e6
-        shape = vp.truth["anatomy"].get("shape_zyx")
+        shape = tuple(vp.truth["reference_grid"]["shape_zyx"])
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(f"# {platform.machine()}, Python {platform.python_version()}")
     print(f"one patient (seed {args.seed}, {args.voxel_mm} mm grid {shape}): {dt:.1f} s, "

@@ -77,12 +77,12 @@ def main() -> None:
         a0 = truth["therapy"]["injected_activity_mbq"]
         t = np.linspace(0, 200, 400)
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        organs = ["kidney_left", "kidney_right", "salivary_glands", "liver", "spleen"]
-        organs += [n for n in truth["organs"] if n.startswith("lesion_")][:2]
-        for name in organs:
-            if name not in truth["organs"]:
-                continue
-            regions = truth["organs"][name]["regions"]
+        vois = {n: truth["organs"][n]["regions"] for n in
+                ("kidney_left", "kidney_right", "salivary_glands", "liver", "spleen")
+                if n in truth["organs"]}
+        for n in sorted(r for r in truth["regions"] if r.startswith("lesion_"))[:2]:
+            vois[n] = [n]
+        for name, regions in vois.items():
             curve = sum(kin.fraction(r, t, agent="therapeutic") for r in regions) * a0
             line, = ax.plot(t, curve, label=name)
             ref = study.time_points[0].emission
@@ -93,6 +93,8 @@ def main() -> None:
                 m = resample(mask_img, tp.emission, method="nearest").array > 0
                 measured.append(tp.emission.array[m].sum() * ref.geometry.voxel_volume_ml / 1e6)
             ax.plot(study.times_h, measured, "o", color=line.get_color(), ms=4)
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
         ax.set_xlabel("time after 177Lu injection (h)")
         ax.set_ylabel("activity (MBq)")
         ax.set_title("True time-activity curves (lines) and SPECT totals in the true masks "

@@ -21,8 +21,9 @@ The output folder is laid out as::
         motion_<name>.json         repositioning of each acquisition (reference → acquisition)
 
 The reference frame is the patient at SPECT/CT time point 1 (no motion there): truth maps lie on
-the grid of the time-point-1 CT, and every other acquisition was taken of the patient moved by
-its ``motion_*.json`` transform, so registration is genuinely needed.
+the anatomy grid (``truth.json["reference_grid"]``), of which the time-point-1 CT is the axial
+crop covered by the SPECT (same voxels). Every other acquisition was taken of the patient moved
+by its ``motion_*.json`` transform, so registration is genuinely needed.
 """
 
 from __future__ import annotations
@@ -176,8 +177,10 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
     t0 = time.perf_counter()
     rng = _rngs(seed)
     anat = _anatomy(cfg, rng)
-    labels = anat.labels
-    volumes = _region_volumes(labels)
+    volumes = _region_volumes(anat.labels)
+    # regions smaller than a voxel on a coarse grid (lacrimal glands at 8 mm) have no voxel
+    labels = anat.labels.replace(names={v: n for v, n in anat.labels.names.items()
+                                        if n in volumes})
     weight_kg = float(anat.params["weight_kg"])
     sex = anat.params.get("sex", "male")
     kin = sample_kinetics(cfg.preset, rng["kinetics"], volumes, regime=cfg.regime,
@@ -289,6 +292,7 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
     truth = _truth_record(seed=seed, cfg=cfg, anat=anat, kin=kin, tx=tx_adm, dx=dx_adm,
                           acquisitions=acquisitions, organ_activity=organ_activity,
                           volumes=volumes)
+    truth["reference_grid"] = labels.geometry.to_dict()
     path = truth_dir / "truth.json"
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: output exists; pass overwrite=True")
