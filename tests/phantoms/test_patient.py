@@ -151,3 +151,13 @@ def test_segmentation_matches_truth_labels(noisy):
     # the SEG lies on the time-point-1 CT, an axial crop of the truth grid (same voxels)
     on_ct = resample(labels, ct.geometry, method="nearest")
     assert np.array_equal(seg["liver"], on_ct.mask("liver"))
+
+
+def test_material_map_matches_tissues(noisy):
+    mat = read_labelmap(noisy.truth_dir / "materials.nii.gz")
+    labels = read_labelmap(noisy.truth_dir / "labels.nii.gz")
+    # lungs are lung, liver is soft tissue, cortical bone is bone (Schneider 2000 HU bins)
+    inner = labels.mask("liver")
+    assert (mat.array[inner] == mat.labels["soft_tissue"]).mean() > 0.95
+    lung = labels.mask("lung_left")
+    assert (mat.array[lung] == mat.labels["lung"]).mean() > 0.8

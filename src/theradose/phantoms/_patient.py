@@ -15,6 +15,7 @@ The output folder is laid out as::
         truth.json                 parameters and organ values (schema in docs/phantoms.md)
         labels.nii.gz (+ .json)    fine regions, reference frame
         ct_hu.nii.gz, density.nii.gz   noiseless anatomy, reference frame
+        materials.nii.gz (+ .json)     material classes (theradose.materials.hu_to_material)
         activity_tp<i>_<t>h.nii.gz true therapy activity per voxel (MBq), reference frame
         activity_pet.nii.gz        true diagnostic activity at the PET scan (MBq), reference frame
         tia.nii.gz                 true therapy TIA per voxel (MBq·h, 0..∞), reference frame
@@ -54,6 +55,7 @@ from theradose.io import (
     write_rtstruct,
     write_seg,
 )
+from theradose.materials import hu_to_material
 from theradose.nuclides import data_source, get_nuclide
 from theradose.phantoms._anatomy import Anatomy, add_lesions, random_anatomy, reference_phantom
 from theradose.phantoms._config import SimulationConfig
@@ -289,6 +291,7 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
     write_labelmap(labels, truth_dir / "labels.nii.gz", overwrite=overwrite)
     write_nifti(anat.hu, truth_dir / "ct_hu.nii.gz", overwrite=overwrite)
     write_nifti(anat.density, truth_dir / "density.nii.gz", overwrite=overwrite)
+    write_labelmap(hu_to_material(anat.hu), truth_dir / "materials.nii.gz", overwrite=overwrite)
     truth = _truth_record(seed=seed, cfg=cfg, anat=anat, kin=kin, tx=tx_adm, dx=dx_adm,
                           acquisitions=acquisitions, organ_activity=organ_activity,
                           volumes=volumes)
