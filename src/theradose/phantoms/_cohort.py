@@ -98,7 +98,7 @@ def _run_dask(jobs: list[tuple], *, workers: int | None,
         cluster = None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         log.info("simulating %d patients on %s", len(jobs), client)
