@@ -1,0 +1,1 @@
+"""Kinetics: time-activity curves, fitted models, time-integrated activity (issue 4)."""
