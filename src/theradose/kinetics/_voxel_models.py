@@ -1,0 +1,240 @@
+"""Vectorised sums of exponentials for voxel-wise fitting (many voxels, few time points).
+
+Every model of the common definitions is a sum of exponentials with non-negative amplitudes
+``A_i = exp(a_i)`` and ordered effective rates
+``l_1 = λ_min + exp(u_1) < l_2 = l_1 + exp(u_2) < ...`` (``λ_min`` = physical decay constant when
+constrained, else 0). The coefficient of ``exp(-l_j t)`` is ``c_j = Σ_i M_ji A_i`` with a fixed
+matrix ``M`` per model:
+
+==============  ============================================  ===========
+model           A(t)                                          parameters
+==============  ============================================  ===========
+``mono``        A1 e^{-l1 t}                                  A1, l1
+``bi_uptake``   A1 (e^{-l1 t} - e^{-l2 t}), l2 > l1           A1, l1, l2
+``bi``          A1 e^{-l1 t} + A2 e^{-l2 t}                    A1, A2, l1, l2
+``tri_uptake``  A1 e^{-l1 t} + A2 e^{-l2 t} - (A1+A2) e^{-l3 t}  A1, A2, l1..l3
+``tri``         A1 e^{-l1 t} + A2 e^{-l2 t} + A3 e^{-l3 t}       A1..A3, l1..l3
+==============  ============================================  ===========
+
+TIA from 0 to ∞ is ``Σ_j c_j / l_j`` (data unit × h). Arrays are time-major so that sums over
+the few time points run over contiguous rows: parameters ``theta`` ``(k, N)`` (log amplitudes,
+then log rate increments), model values and derivatives ``(T, N)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["VOXEL_MODELS", "VoxelModel", "start_values"]
+
+#: Bounds of the transformed parameters (data are scaled to a maximum of 1 per voxel). Each
+#: rate increment is at most e^2.77 = 16 1/h (half-life ~2.6 min), the organ-level bound.
+A_BOUNDS = (-30.0, 30.0)
+U_BOUNDS = (-25.0, math.log(16.0))
+
+
+@dataclass(frozen=True)
+class VoxelModel:
+    """A sum-of-exponentials model in the (log-amplitude, log-rate-increment) parameterisation.
+
+    Attributes
+    ----------
+    name : str
+        Model name of the common definitions.
+    mix : (r, m) ndarray
+        Coefficient matrix ``M``: ``c_j = Σ_i M_ji A_i``.
+    """
+
+    name: str
+    mix: np.ndarray
+
+    @property
+    def n_amp(self) -> int:
+        """Number of amplitudes ``m``."""
+        return self.mix.shape[1]
+
+    @property
+    def n_rates(self) -> int:
+        """Number of rates ``r``."""
+        return self.mix.shape[0]
+
+    @property
+    def n_params(self) -> int:
+        """Number of free parameters ``k = m + r``."""
+        return self.n_amp + self.n_rates
+
+    def amplitudes_rates(self, theta: np.ndarray, lam_min: float):
+        """Amplitudes ``(m, N)``, coefficients ``c (r, N)``, rates ``l (r, N)`` (1/h), ``e^u``."""
+        amp = np.exp(theta[: self.n_amp])
+        eu = np.exp(theta[self.n_amp:])
+        rates = lam_min + np.cumsum(eu, axis=0)
+        coef = self.mix @ amp
+        return amp, coef, rates, eu
+
+    def evaluate(self, theta: np.ndarray, t_h: np.ndarray, lam_min: float) -> np.ndarray:
+        """Model values ``(T, N)`` at times ``t_h`` (T,) for parameters ``theta`` ``(k, N)``."""
+        _, coef, rates, _ = self.amplitudes_rates(theta, lam_min)
+        tc = t_h[:, None]
+        out = coef[0] * np.exp(-tc * rates[0])
+        for j in range(1, self.n_rates):
+            out += coef[j] * np.exp(-tc * rates[j])
+        return out
+
+    def evaluate_jacobian(self, theta: np.ndarray, t_h: np.ndarray, lam_min: float):
+        """Model values ``(T, N)`` and the list of ``k`` derivative arrays ``(T, N)``."""
+        amp, coef, rates, eu = self.amplitudes_rates(theta, lam_min)
+        m, r = self.n_amp, self.n_rates
+        tc = t_h[:, None]
+        ex = [np.exp(-tc * rates[j]) for j in range(r)]
+        terms = [coef[j] * ex[j] for j in range(r)]
+        f = terms[0].copy()
+        for j in range(1, r):
+            f += terms[j]
+        jac = []
+        for i in range(m):
+            d = None
+            for j in range(r):
+                c = self.mix[j, i]
+                if c != 0.0:
+                    x = ex[j] if c == 1.0 else c * ex[j]
+                    d = x.copy() if d is None else d + x
+            jac.append(d * amp[i])
+        # d f / d u_i = -e^{u_i} t Σ_{j >= i} c_j e^{-l_j t}
+        tail = None
+        rate_cols = []
+        for j in range(r - 1, -1, -1):
+            tail = terms[j] if tail is None else tail + terms[j]
+            rate_cols.append((-tc * eu[j]) * tail)
+        jac.extend(rate_cols[::-1])
+        return f, jac
+
+    def tia(self, theta: np.ndarray, lam_min: float) -> np.ndarray:
+        """TIA 0..∞ ``(N,)`` in (scaled data unit)·h."""
+        _, coef, rates, _ = self.amplitudes_rates(theta, lam_min)
+        return np.sum(coef / rates, axis=0)
+
+    def tia_gradient(self, theta: np.ndarray, lam_min: float) -> np.ndarray:
+        """Gradient ``(k, N)`` of the TIA with respect to ``theta``."""
+        amp, coef, rates, eu = self.amplitudes_rates(theta, lam_min)
+        inv = 1.0 / rates
+        g_a = amp * (self.mix.T @ inv)
+        q = coef * inv * inv  # c_j / l_j^2
+        tail = np.cumsum(q[::-1], axis=0)[::-1]  # Σ_{j >= i}
+        return np.concatenate([g_a, -eu * tail], axis=0)
+
+    def clip(self, theta: np.ndarray) -> np.ndarray:
+        """Clip transformed parameters ``(k, N)`` to their numerical bounds (in place)."""
+        np.clip(theta[: self.n_amp], *A_BOUNDS, out=theta[: self.n_amp])
+        np.clip(theta[self.n_amp:], *U_BOUNDS, out=theta[self.n_amp:])
+        return theta
+
+
+VOXEL_MODELS: dict[str, VoxelModel] = {
+    "mono": VoxelModel("mono", np.array([[1.0]])),
+    "bi_uptake": VoxelModel("bi_uptake", np.array([[1.0], [-1.0]])),
+    "bi": VoxelModel("bi", np.eye(2)),
+    "tri_uptake": VoxelModel("tri_uptake", np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])),
+    "tri": VoxelModel("tri", np.eye(3)),
+}
+
+
+def _log_u(rate: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
+    """``log(rate - floor)`` with the increment kept positive and within bounds."""
+    return np.log(np.clip(rate - floor, np.exp(U_BOUNDS[0]), np.exp(U_BOUNDS[1])))
+
+
+def tail_regression(t_h: np.ndarray, y: np.ndarray, lam_min: float):
+    """Mono-exponential start on the tail: closed-form weighted log-linear regression.
+
+    Points from the voxel's maximum on with ``y > 0`` are used (all positive points when fewer
+    than two remain), with weights ``y²`` (``var(ln y) ≈ σ²/y²`` for additive noise): values
+    ``<= 0`` get zero weight.
+
+    Returns
+    -------
+    amp : (N,) ndarray
+        Intercept ``A1`` (scaled data unit), > 0.
+    rate : (N,) ndarray
+        Rate ``l1`` (1/h), clipped to ``>= 1.01 λ_min + 1e-6``.
+    """
+    pos = y > 0
+    peak = np.argmax(y, axis=1)
+    idx = np.arange(t_h.size)
+    tail = pos & (idx[None, :] >= peak[:, None])
+    few = tail.sum(axis=1) < 2
+    tail[few] = pos[few]
+    w = np.where(tail, np.square(np.where(pos, y, 0.0)), 0.0)
+    ly = np.log(np.where(pos, y, 1.0))
+    sw = w.sum(axis=1)
+    ok = (tail.sum(axis=1) >= 2) & (sw > 0)
+    sw = np.where(sw > 0, sw, 1.0)
+    tm = (w * t_h).sum(axis=1) / sw
+    lm = (w * ly).sum(axis=1) / sw
+    dt = t_h[None, :] - tm[:, None]
+    sxx = (w * dt * dt).sum(axis=1)
+    sxy = (w * dt * (ly - lm[:, None])).sum(axis=1)
+    slope = np.where(ok & (sxx > 0), sxy / np.where(sxx > 0, sxx, 1.0), -lam_min)
+    rate = np.maximum(-slope, 1.01 * lam_min + 1e-6)
+    amp = np.exp(np.clip(lm + rate * tm, *A_BOUNDS))
+    return amp, rate
+
+
+def start_values(model: VoxelModel, t_h: np.ndarray, y: np.ndarray,
+                 lam_min: float) -> np.ndarray:
+    """Closed-form starting parameters ``(k, N)`` for data ``y`` ``(N, T)`` scaled to max 1.
+
+    The slowest component comes from :func:`tail_regression`; an uptake rate is chosen so that
+    the model passes through the first point with positive time
+    (``e^{-l2 t1} = e^{-l1 t1} - y1/A1``), else ``l2 = l1 + 5/t1``; extra washout components
+    start at a fraction of the tail amplitude with faster rates.
+    """
+    a1, l1 = tail_regression(t_h, y, lam_min)
+    k_first = int(np.argmax(t_h > 0))
+    t1 = float(t_h[k_first]) if t_h[k_first] > 0 else 1.0
+    y1 = y[:, k_first]
+    fast = l1 + 5.0 / t1
+    name = model.name
+    if name == "mono":
+        return model.clip(np.stack([np.log(a1), _log_u(l1, lam_min)], axis=0))
+    if name in ("bi_uptake", "tri_uptake"):
+        e1 = np.exp(-l1 * t1)
+        rr = e1 - y1 / a1
+        good = (rr > 0) & (rr < e1 * (1 - 1e-6))
+        l_up = np.where(good, -np.log(np.where(good, rr, 1.0)) / t1, fast)
+        l_up = np.maximum(l_up, 1.2 * l1)
+        if name == "bi_uptake":
+            return model.clip(np.stack([np.log(a1), _log_u(l1, lam_min), _log_u(l_up, l1)],
+                                       axis=0))
+        l2 = l1 + 0.3 * (l_up - l1)
+        return model.clip(np.stack([np.log(0.8 * a1), np.log(0.2 * a1), _log_u(l1, lam_min),
+                                    _log_u(l2, l1), _log_u(l_up, l2)], axis=0))
+    a1, l1, a2, l2 = _peel(t_h, y, lam_min)
+    if name == "bi":
+        return model.clip(np.stack([np.log(a1), np.log(a2), _log_u(l1, lam_min),
+                                    _log_u(l2, l1)], axis=0))
+    l3 = l2 + 5.0 / t1
+    return model.clip(np.stack([np.log(a1), np.log(0.7 * a2), np.log(0.3 * a2 + 1e-3 * a1),
+                                _log_u(l1, lam_min), _log_u(l2, l1), _log_u(l3, l2)], axis=0))
+
+
+def _peel(t_h: np.ndarray, y: np.ndarray, lam_min: float):
+    """Curve stripping: slow component from the later half, fast one from the residuals.
+
+    Returns ``a1, l1, a2, l2`` (N,) with ``l2 > l1``.
+    """
+    n_t = t_h.size
+    n_tail = max(2, n_t // 2)
+    late = y.copy()
+    late[:, : n_t - n_tail] = 0.0  # zero weight in the regression
+    a1, l1 = tail_regression(t_h, late, lam_min)
+    resid = y - a1[:, None] * np.exp(-np.outer(l1, t_h))
+    resid[:, n_t - n_tail:] = 0.0
+    a2, l2 = tail_regression(t_h, resid, lam_min)
+    t_mid = float(t_h[max(n_t - n_tail - 1, 0)]) or 1.0
+    ok = ((resid > 0).sum(axis=1) >= 2) & (l2 > 1.05 * l1)
+    l2 = np.where(ok, l2, l1 + 1.0 / t_mid)
+    a2 = np.where(ok, a2, np.maximum(resid[:, 0], 0.05 * a1) * np.exp(l2 * t_h[0]))
+    return a1, l1, np.maximum(a2, 1e-3 * a1), l2
