@@ -63,6 +63,7 @@ from scipy.optimize import least_squares
 
 from theradose import __version__
 from theradose.errors import FitError, InputError, TheradoseWarning, TimeOrderError
+from theradose.kinetics._models import get_model
 from theradose.nuclides import get_nuclide
 from theradose.units import convert, parse_unit
 
@@ -276,19 +277,18 @@ class PopulationPrior:
 
 # ---------------------------------------------------------------------------------- models
 def _model_f(model: str, p: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Curves of parameter rows ``p`` (n, k) at times ``t`` (m,): shape (n, m)."""
-    p = np.atleast_2d(p)
-    e1 = np.exp(-p[:, 1:2] * t[None, :])
-    if model == "mono":
-        return p[:, 0:1] * e1
-    return p[:, 0:1] * (e1 - np.exp(-p[:, 2:3] * t[None, :]))
+    """Curves of parameter rows ``p`` (n, k) at times ``t`` (m,): shape (n, m).
+
+    The formulas are those of :mod:`theradose.kinetics._models` (one definition per model).
+    """
+    m = get_model(model)
+    return np.stack([m.f(t, row) for row in np.atleast_2d(p)])
 
 
 def _model_tia(model: str, p: np.ndarray) -> np.ndarray:
-    p = np.atleast_2d(p)
-    if model == "mono":
-        return p[:, 0] / p[:, 1]
-    return p[:, 0] * (1.0 / p[:, 1] - 1.0 / p[:, 2])
+    """Analytic TIA of parameter rows ``p`` (n, k): shape (n,)."""
+    m = get_model(model)
+    return np.array([m.tia(row) for row in np.atleast_2d(p)])
 
 
 def _to_theta(model: str, p: np.ndarray, lam_p: float, *, field: str) -> np.ndarray:
