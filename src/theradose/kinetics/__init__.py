@@ -4,7 +4,10 @@ Public names
 ------------
 organ_tacs, TACTable
     Per-VOI total activity (MBq) and mean concentration (Bq/mL) per time point of a Study, with
-    fractional (partial-volume-aware) VOI occupancy on each emission grid.
+    fractional (partial-volume-aware) VOI occupancy on each emission grid; VOIs per time point
+    and a spill-out margin.
+add_margins
+    Grow VOI masks by a margin (mm) that stops at the other VOIs.
 fit_tac, KineticFit, ModelFit, MODELS, Model, trapezoid_tia, hybrid_tia
     Weighted non-linear least squares of exponential models, AICc/BIC selection with
     NUKFIT-style acceptance and fallback, analytic TIA.
@@ -30,6 +33,7 @@ from theradose.kinetics._stp import (
 )
 from theradose.kinetics._tac import TACTable, organ_tacs
 from theradose.kinetics._uncertainty import InputUncertainty, MonteCarloTIA, monte_carlo_tia
+from theradose.kinetics._voi_margin import add_margins
 from theradose.kinetics._voxel import VoxelFitResult, fit_voxels
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "STPResult",
     "TACTable",
     "VoxelFitResult",
+    "add_margins",
     "fit_tac",
     "fit_voxels",
     "haenscheid_stp",

@@ -41,7 +41,7 @@ Madsen MT, Menda Y, O'Dorisio TM, O'Dorisio MS. Technical note: single time poin
 for exponential clearance. Med Phys 2018;45:2318-2324. doi:10.1002/mp.12886
 
 Hou X, Brosch J, Uribe C, et al. Feasibility of single-time-point dosimetry for
-radiopharmaceutical therapies. J Nucl Med 2021;62:1006-1011. doi:10.2967/jnumed.120.254656
+radiopharmaceutical therapies. J Nucl Med 2021;62:1006-1011. PMCID PMC8882881
 
 Devasia TP, Dewaraja YK, Frey KA, Wong KK, Schipper MJ. A novel time-activity
 information-sharing approach using nonlinear mixed models for patient-specific dosimetry with
@@ -80,7 +80,7 @@ __all__ = [
 REF_HAENSCHEID = ("Hänscheid H et al. J Nucl Med 2018;59:75-81. "
                   "doi:10.2967/jnumed.117.193706")
 REF_MADSEN = "Madsen MT et al. Med Phys 2018;45:2318-2324. doi:10.1002/mp.12886"
-REF_HOU = "Hou X et al. J Nucl Med 2021;62:1006-1011. doi:10.2967/jnumed.120.254656"
+REF_HOU = "Hou X et al. J Nucl Med 2021;62:1006-1011. PMCID PMC8882881"
 REF_DEVASIA = "Devasia TP et al. J Nucl Med 2021;62:1118-1125. doi:10.2967/jnumed.120.256255"
 
 #: Prior-informed models and their parameter names (amplitude as a fraction of A0).
@@ -708,7 +708,7 @@ def prior_informed_tia(times_h: Sequence[float] | float, activities: Sequence[fl
 
     References
     ----------
-    Hou X et al. J Nucl Med 2021;62:1006-1011. doi:10.2967/jnumed.120.254656;
+    Hou X et al. J Nucl Med 2021;62:1006-1011. PMCID PMC8882881;
     Devasia TP et al. J Nucl Med 2021;62:1118-1125. doi:10.2967/jnumed.120.256255
     """
     if not isinstance(prior, PopulationPrior):

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ import numpy as np
 from theradose import __version__
 from theradose.errors import GeometryMismatchError, InputError, TheradoseWarning, UnitError
 from theradose.io import Study
+from theradose.kinetics._voi_margin import add_margins
 from theradose.units import convert
 from theradose.volume import Geometry, LabelMap, Volume, resample
 
@@ -67,7 +68,8 @@ class TACTable:
     volume_ml : dict of str to float
         VOI volume on the label grid, mL.
     occupied_volume_ml : dict of str to (N,) ndarray
-        ``Σ f_v V_vox`` on each emission grid, mL (equals ``volume_ml`` × ``coverage``).
+        ``Σ f_v V_vox`` on each emission grid, mL (equals ``volume_ml`` × ``coverage``
+        without a margin; with one, the grown VOI's).
     coverage : dict of str to (N,) ndarray
         Fraction of the VOI volume inside each emission field of view (1 when fully covered).
     nuclide : str
@@ -185,23 +187,37 @@ def _concentration_bq_ml(v: Volume, index: int) -> np.ndarray:
                     "accepted: Bq/mL, kBq/mL, MBq/mL, Bq, kBq, MBq, GBq", file=src, field="unit")
 
 
-def organ_tacs(study: Study, labels: LabelMap | Mapping[str, Volume] | None = None, *,
-               vois: Iterable[str] | None = None, min_coverage: float = 0.95) -> TACTable:
+def organ_tacs(study: Study,
+               labels: LabelMap | Mapping[str, Volume] | Sequence[LabelMap | Mapping[str, Volume]]
+               | None = None, *,
+               vois: Iterable[str] | None = None, min_coverage: float = 0.95,
+               margin_mm: float = 0.0, exclusive_margin: bool = True) -> TACTable:
     """Total activity and mean concentration per VOI and time point.
 
     Parameters
     ----------
     study : Study
         Registered study: every emission image is in the frame of ``labels``.
-    labels : LabelMap or dict of str to Volume, optional
+    labels : LabelMap or dict of str to Volume, or a sequence of them, optional
         VOIs on any grid: a label map, or named masks (boolean or fractional values in [0, 1],
         each a :class:`~theradose.volume.Volume` with its own geometry). Default:
-        ``study.labels``.
+        ``study.labels``. A list or tuple with one entry per time point gives VOIs per time
+        point (e.g. masks propagated into each acquisition's frame by registration, instead of
+        resampling the activity images); ``volume_ml`` is then that of the first entry.
     vois : iterable of str, optional
         Names to evaluate (default: all named VOIs).
     min_coverage : float
         Smallest accepted fraction of a VOI's volume inside an emission field of view, in
         (0, 1]; below it a :class:`~theradose.errors.GeometryMismatchError` is raised.
+    margin_mm : float
+        Grow every VOI by this margin (mm, on the label grid) to recover the activity that the
+        camera resolution spills out of it (see :func:`add_margins`; about max(emission voxel
+        diagonal, system FWHM), e.g. 11 mm for 177Lu SPECT, when no partial-volume correction
+        follows). ``volume_ml`` and
+        ``concentration_bq_ml`` then refer to the VOI itself (activity / VOI volume), coverage
+        and occupied volume to the grown VOI. Default 0 (no margin).
+    exclusive_margin : bool
+        The margin never enters another VOI of the same label grid (default True).
 
     Returns
     -------
@@ -236,25 +252,37 @@ def organ_tacs(study: Study, labels: LabelMap | Mapping[str, Volume] | None = No
     if not (isinstance(min_coverage, (int, float)) and 0 < min_coverage <= 1):
         raise InputError(f"must be a number in (0, 1], got {min_coverage!r}",
                          field="min_coverage")
-    masks = _masks_from(labels, lab_file)
+    nt = len(study.time_points)
+    per_tp = isinstance(labels, (list, tuple))
+    if per_tp and len(labels) != nt:
+        raise InputError(f"got {len(labels)} label sets for {nt} time points", file=lab_file,
+                         field="labels")
+    mask_sets = [_masks_from(lab, lab_file) for lab in (labels if per_tp else [labels])]
+    masks = mask_sets[0]
     names = list(masks) if vois is None else [str(v) for v in vois]
-    unknown = [n for n in names if n not in masks]
-    if unknown:
-        raise InputError(f"unknown VOI(s) {unknown}; known: {sorted(masks)}", file=lab_file,
-                         field="vois")
+    for k, ms in enumerate(mask_sets):
+        unknown = [n for n in names if n not in ms]
+        if unknown:
+            where = f" (time point {k})" if per_tp else ""
+            raise InputError(f"unknown VOI(s) {unknown}{where}; known: {sorted(ms)}",
+                             file=lab_file, field="vois")
     if not names:
         raise InputError("no VOIs to evaluate", file=lab_file, field="vois")
 
-    cropped: dict[str, Volume] = {}
     volume_ml: dict[str, float] = {}
-    for n in names:
-        c = _crop(masks[n])
-        if c is None:
-            raise InputError(f"VOI {n!r} has no voxels", file=lab_file, field="vois")
-        cropped[n] = c
-        volume_ml[n] = float(np.sum(c.array)) * c.geometry.voxel_volume_ml
+    crops: list[dict[str, Volume]] = []
+    for k, ms in enumerate(mask_sets):
+        grown = add_margins(ms, margin_mm, exclusive=exclusive_margin, file=lab_file)
+        cropped: dict[str, Volume] = {}
+        for n in names:
+            c = _crop(grown[n])
+            if c is None:
+                raise InputError(f"VOI {n!r} has no voxels", file=lab_file, field="vois")
+            cropped[n] = c
+            if k == 0:
+                volume_ml[n] = float(np.sum(ms[n].array)) * ms[n].geometry.voxel_volume_ml
+        crops.append(cropped)
 
-    nt = len(study.time_points)
     act = {n: np.zeros(nt) for n in names}
     conc = {n: np.zeros(nt) for n in names}
     occ = {n: np.zeros(nt) for n in names}
@@ -273,13 +301,15 @@ def organ_tacs(study: Study, labels: LabelMap | Mapping[str, Volume] | None = No
         sources.append({"time_h": tp.time_h, "source": _source(em), "unit": em.unit,
                         "spacing_mm": list(em.spacing_mm)})
         vvox = em.geometry.voxel_volume_ml
+        cropped = crops[i if per_tp else 0]
         for n in names:
             frac = resample(cropped[n], em.geometry, method="overlap").array * \
                 (cropped[n].geometry.voxel_volume_ml / vvox)
             sel = frac > 0
             f = frac[sel]
             occupied = float(f.sum()) * vvox
-            coverage = occupied / volume_ml[n]
+            voi_ml = float(np.sum(cropped[n].array)) * cropped[n].geometry.voxel_volume_ml
+            coverage = occupied / voi_ml
             if coverage <= 1e-9:
                 raise GeometryMismatchError(
                     f"VOI {n!r} ({volume_ml[n]:.3g} mL) lies outside the emission field of view "
@@ -296,7 +326,8 @@ def organ_tacs(study: Study, labels: LabelMap | Mapping[str, Volume] | None = No
                               TheradoseWarning, stacklevel=2)
             wc = float(np.sum(f * c_img[sel]))
             act[n][i] = wc * vvox * 1e-6
-            conc[n][i] = wc / float(f.sum())
+            conc[n][i] = (wc / float(f.sum()) if margin_mm == 0
+                          else act[n][i] * 1e6 / volume_ml[n])
             occ[n][i] = occupied
             if s_img is not None:
                 sig[n][i] = math.sqrt(float(np.sum((f * s_img[sel]) ** 2))) * vvox * 1e-6
@@ -306,6 +337,9 @@ def organ_tacs(study: Study, labels: LabelMap | Mapping[str, Volume] | None = No
                   "mean-conserving overlap method)",
         "assumption": "time points registered to the label map",
         "labels_source": lab_file,
+        "labels_per_time_point": per_tp,
+        "margin_mm": float(margin_mm),
+        "exclusive_margin": bool(exclusive_margin),
         "time_points": sources,
     }
     prov["theradose_version"] = __version__
