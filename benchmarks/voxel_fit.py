@@ -9,7 +9,9 @@ Run: ``python benchmarks/voxel_fit.py [--voxels 1000000] [--threads 2]``. Synthe
 * ``aic``: mono and bi_uptake both fitted in every voxel (the worst case for time);
 * noiseless ``aic``: fraction of voxels within 0.1 % of the analytic TIA.
 
-To pin the run to 2 cores on Linux: ``taskset -c 0,1 python benchmarks/voxel_fit.py``.
+To pin the run to 2 cores on Linux: ``taskset -c 0,1 python benchmarks/voxel_fit.py``. The
+1-minute load average is printed before and after (other jobs on the machine slow the wall
+time; the process CPU time is printed too).
 """
 
 from __future__ import annotations
@@ -55,17 +57,26 @@ def main() -> None:
           f"CPUs usable {aff}, threads {args.threads}")
     print(f"{args.voxels} voxels x {T_H.size} time points {T_H.tolist()} h, "
           f"noise {args.noise:.0%}")
+    print(f"load average (1, 5, 15 min) before: {_load()}")
     cases = [("aicc (default)", noisy, "aicc"), ("aic, mono+bi_uptake fitted", noisy, "aic"),
              ("aic, noiseless", img, "aic")]
     for label, data, crit in cases:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         r = fit_voxels(T_H, data, models=("mono", "bi_uptake"), criterion=crit,
                        relative_sigma=max(args.noise, 0.01), n_threads=args.threads)
         dt = time.perf_counter() - t0
+        dc = time.process_time() - c0
         err = r.tia / tia - 1.0
-        print(f"{label:28s} {dt:6.2f} s  {args.voxels / dt:10.0f} voxels/s  "
+        print(f"{label:28s} {dt:6.2f} s (CPU {dc:5.2f} s)  {args.voxels / dt:8.0f} voxels/s  "
               f"median err {np.median(err):+.4f}  NRMSE {np.sqrt(np.mean(err ** 2)):.4f}  "
               f"within 0.1%: {np.mean(np.abs(err) < 1e-3):.3f}  counts {r.counts()}")
+    print(f"load average (1, 5, 15 min) after: {_load()}")
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") \
+        else "n/a"
 
 
 if __name__ == "__main__":

@@ -16,9 +16,20 @@ import numpy as np
 
 from theradose import __version__
 from theradose.errors import InputError, TimeOrderError, UnitError
+from theradose.kinetics._uncertainty import InputUncertainty, combine_tia_sigma
 from theradose.kinetics._voxel_fallback import hybrid, trapezoid
-from theradose.kinetics._voxel_lm import levenberg_marquardt, normal_matrix, solve_small
-from theradose.kinetics._voxel_models import VOXEL_MODELS, VoxelModel, start_values
+from theradose.kinetics._voxel_lm import (
+    levenberg_marquardt,
+    normal_equations,
+    solve_small,
+    time_powers,
+)
+from theradose.kinetics._voxel_models import (
+    VOXEL_MODELS,
+    VoxelModel,
+    start_values,
+    tail_regression,
+)
 from theradose.nuclides import get_nuclide
 from theradose.units import convert
 from theradose.volume import Volume
@@ -45,8 +56,9 @@ class VoxelFitResult:
         images; ``Bq*h/mL`` — a TIA *concentration* — for Bq/mL images: multiply by the voxel
         volume in mL and 1e-6 for MBq·h). 0 where not fitted.
     sigma : ndarray or Volume
-        Standard uncertainty of ``tia``, same unit (delta method for fits; propagation of
-        ``relative_sigma`` for the trapezoid/hybrid fallbacks). 0 where not fitted.
+        Standard uncertainty of ``tia``, same unit: ``sigma_fit`` combined in quadrature with
+        the per-voxel input terms (calibration, recovery) when ``input_uncertainty`` was
+        given, else ``sigma_fit`` itself. 0 where not fitted.
     model_index : ndarray (int8) or Volume
         Index into ``model_names`` of the method used; -1 = not fitted (outside the mask or no
         positive sample; TIA 0).
@@ -58,7 +70,13 @@ class VoxelFitResult:
     unit : str
         Unit of ``tia`` and ``sigma``.
     provenance : dict
-        Version, method, parameters, nuclide, counts per model, elapsed time.
+        Version, method, parameters, nuclide, counts per model, input uncertainty and how it
+        was applied, elapsed time.
+    sigma_fit : ndarray or Volume
+        Fit part of ``sigma`` alone (delta method for fits; propagation of
+        ``relative_sigma`` for the trapezoid/hybrid fallbacks); None means ``sigma``.
+    input_uncertainty : InputUncertainty or None
+        Input uncertainties given to :func:`fit_voxels`.
     """
 
     tia: Any
@@ -68,6 +86,8 @@ class VoxelFitResult:
     model_names: tuple[str, ...]
     unit: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    sigma_fit: Any = None
+    input_uncertainty: InputUncertainty | None = None
 
     def counts(self) -> dict[str, int]:
         """Number of voxels per method (``"not_fitted"`` for index -1)."""
@@ -78,11 +98,50 @@ class VoxelFitResult:
             out[n] = int(np.sum(idx == i))
         return out
 
+    def region_tia(self, mask=None) -> tuple[float, float]:
+        """Sum of the TIA map over a region and its standard uncertainty.
+
+        The fit terms are taken as independent between voxels (added in quadrature); the
+        input terms act on every voxel alike and are fully correlated, so they scale the sum:
+        ``σ² = Σ σ_fit,i² + (u_cal² + u_rc² + u_vol²) (Σ TIA_i)²`` — the organ-level rule of
+        :func:`theradose.kinetics._uncertainty.combine_tia_sigma` applied to the region, where
+        the VOI-volume term (not applied per voxel) now has a meaning. Noise correlated between
+        neighbouring voxels (reconstruction, ``smooth_fwhm_mm``) makes the fit part an
+        underestimate.
+
+        Parameters
+        ----------
+        mask : (...) array_like of bool, Volume, or None
+            Region (non-zero voxels) on the grid of the maps; None sums every voxel.
+
+        Returns
+        -------
+        tia, sigma : float
+            In ``unit`` (for ``Bq*h/mL`` maps: a sum of TIA concentrations; multiply by the
+            voxel volume in mL and 1e-6 for MBq·h).
+
+        Raises
+        ------
+        InputError
+            ``mask`` of another shape, or a Volume mask on another grid.
+        """
+        tia = self.tia.array if isinstance(self.tia, Volume) else np.asarray(self.tia)
+        sf = self.sigma if self.sigma_fit is None else self.sigma_fit
+        sf = sf.array if isinstance(sf, Volume) else np.asarray(sf)
+        geom = self.tia.geometry if isinstance(self.tia, Volume) else None
+        m = _check_mask(mask, tia.shape, geom)
+        total = float(np.sum(tia[m], dtype=np.float64))
+        s_fit = float(np.sqrt(np.sum(np.square(sf[m]), dtype=np.float64)))
+        inputs = self.input_uncertainty or InputUncertainty()
+        return total, combine_tia_sigma(total, s_fit, inputs)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (no arrays): unit, model names, counts, total TIA."""
-        arr = self.tia.array if isinstance(self.tia, Volume) else self.tia
+        """JSON-serialisable summary (no arrays): unit, model names, counts, total TIA ± σ."""
+        total, sigma = self.region_tia()
         return {"unit": self.unit, "model_names": list(self.model_names),
-                "counts": self.counts(), "tia_sum": float(np.sum(arr, dtype=np.float64)),
+                "counts": self.counts(), "tia_sum": total, "tia_sum_sigma": sigma,
+                "input_uncertainty": None if self.input_uncertainty is None
+                else self.input_uncertainty.to_dict(),
                 "provenance": self.provenance}
 
 
@@ -206,8 +265,12 @@ def _smooth(data: np.ndarray, mask: np.ndarray, fwhm_mm: float, spacing_mm) -> n
 
 
 # ---------------------------------------------------------------------------- core
+#: Floor of χ²/n in the information criteria (exact fits would give -inf).
+CHI2_FLOOR = 1e-24
+
+
 def _criterion(chi2: np.ndarray, n: int, k: int, criterion: str) -> np.ndarray:
-    base = n * np.log(np.maximum(chi2 / n, 1e-24))
+    base = n * np.log(np.maximum(chi2 / n, CHI2_FLOOR))
     if criterion == "bic":
         return base + k * np.log(n)
     pen = 2.0 * k
@@ -216,77 +279,90 @@ def _criterion(chi2: np.ndarray, n: int, k: int, criterion: str) -> np.ndarray:
     return base + pen
 
 
-def _fit_model(model: VoxelModel, t: np.ndarray, ys: np.ndarray, lam_min: float, rel: float,
-               prior, max_iter: int, irls: int):
-    """Fit scaled data ``ys`` (N, T); return (tia, sigma, χ² common weights, R², valid)."""
-    theta = start_values(model, t, ys, lam_min)
-    yt = np.ascontiguousarray(ys.T)  # (T, N)
+def _fit_model(model: VoxelModel, t: np.ndarray, yt: np.ndarray, lam_min: float, rel: float,
+               prior, max_iter: int, irls: int, tail=None):
+    """Fit scaled data ``yt`` (T, N); return (tia, sigma, χ² common weights, R², valid)."""
+    theta = start_values(model, t, yt, lam_min, tail)
     floor = WEIGHT_FLOOR * np.max(yt, axis=0)
+    neg_t = -t
     pr = None
     if prior is not None:
         # objective = χ²_shape + rel² ((rate - l1)/sd)²  ->  pseudo-sd = sd / rel
         pr = (prior[0], prior[1] / rel)
     for p in range(irls):
-        f = model.evaluate(theta, t, lam_min)
-        w = 1.0 / np.square(np.maximum(f, floor))
+        f = model.curve(theta, neg_t, lam_min)[0]
+        w = np.maximum(f, floor, out=f)
+        w *= w
+        w = np.divide(1.0, w, out=w)
         theta, _ = levenberg_marquardt(model, t, yt, w, theta, lam_min,
                                        max_iter=max_iter if p == 0 else max(max_iter // 2, 1),
                                        prior=pr)
-    f, jac = model.evaluate_jacobian(theta, t, lam_min)
+    f, ex, e = model.curve(theta, neg_t, lam_min)
     res = yt - f
-    chi2_fit = np.add.reduce(w * res * res, axis=0)
+    rr = res * res
+    chi2_fit = np.add.reduce(w * rr, axis=0)
     # common (data-based) weights for the information criterion, identical across models
-    wc = 1.0 / np.square(np.maximum(yt, floor))
-    chi2_c = np.add.reduce(wc * res * res, axis=0)
-    h, _ = normal_matrix(jac, w)
+    wc = np.maximum(yt, floor)
+    chi2_c = np.add.reduce(rr / (wc * wc), axis=0)
+    h, _ = normal_equations(model.columns(e, f, ex), w, time_powers(t))
     if pr is not None:
         dp = np.exp(theta[model.n_amp]) / pr[1]
-        h[:, model.n_amp, model.n_amp] += dp * dp
-    g = model.tia_gradient(theta, lam_min).T
-    x = solve_small(h, g)
+        h[model.n_amp][model.n_amp] = h[model.n_amp][model.n_amp] + dp * dp
+    g = model.tia_gradient(theta, lam_min)
+    x = solve_small(h, list(g))
     n, k = t.size, model.n_params
     s2 = np.maximum(rel * rel, chi2_fit / max(n - k, 1))
-    var = s2 * np.einsum("ij,ij->i", g, x)
+    var = s2 * np.add.reduce(g * x, axis=0)
     tia = model.tia(theta, lam_min)
     sst = np.add.reduce(np.square(yt - yt.mean(axis=0)), axis=0)
-    r2 = 1.0 - np.add.reduce(res * res, axis=0) / np.where(sst > 0, sst, 1.0)
+    r2 = 1.0 - np.add.reduce(rr, axis=0) / np.where(sst > 0, sst, 1.0)
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(tia) & (tia > 0) & np.isfinite(var) & (var >= 0) \
             & np.isfinite(chi2_c)
     return tia, np.sqrt(np.where(valid, var, 0.0)), chi2_c, r2, valid
 
 
-def _fit_chunk(t, y, models, lam_phys, lam_min, rel, criterion, prior, max_iter, irls,
+def _fit_chunk(t, yt, models, lam_phys, lam_min, rel, criterion, prior, max_iter, irls,
                force):
-    n_vox, n_t = y.shape
+    """Fit one chunk of voxels, data ``yt`` ``(T, N)``; return (tia, sigma, index, R²)."""
+    n_t, n_vox = yt.shape
     n_m = len(models)
     tia = np.zeros(n_vox)
     sig = np.zeros(n_vox)
     qual = np.zeros(n_vox)
     idx = np.full(n_vox, -1, dtype=np.int8)
-    pos = y > 0
-    n_pos = pos.sum(axis=1)
-    scale = np.max(y, axis=1)
+    n_pos = np.add.reduce(yt > 0, axis=0)
+    scale = np.max(yt, axis=0)
     live = n_pos > 0
     best = np.full(n_vox, np.inf)
     extra = 2 if criterion == "aicc" else 1
     if force is None:
+        ys_all = yt / np.where(live, scale, 1.0)
+        tail = None  # mono-exponential tail regression, shared by mono and the uptake models
         for mi, name in enumerate(models):
             model = VOXEL_MODELS[name]
             k = model.n_params
             if n_t < k + extra:
                 continue
-            sel = np.flatnonzero(live & (n_pos >= k + extra))
+            # a model cannot win where an earlier one already reached the lowest criterion
+            # this one can have (χ² at its floor, see _criterion): skip those voxels
+            floor = _criterion(np.zeros(1), n_t, k, criterion)[0]
+            sel = np.flatnonzero(live & (n_pos >= k + extra) & (best > floor))
             if sel.size == 0:
                 continue
             s = scale[sel]
-            ys = y[sel] / s[:, None]
+            ys = ys_all.take(sel, axis=1)
+            tl = None
+            if name in ("mono", "bi_uptake", "tri_uptake"):
+                if tail is None:
+                    tail = tail_regression(t, ys_all, lam_min)
+                tl = (tail[0][sel], tail[1][sel])
             pr = None
             if prior is not None:
                 rate = np.maximum(prior[0][sel], lam_min * 1.000001 + 1e-9)
                 pr = (rate, prior[1] * rate)
             t_i, s_i, chi2, r2, valid = _fit_model(model, t, ys, lam_min, rel, pr, max_iter,
-                                                    irls)
+                                                    irls, tl)
             crit = np.where(valid, _criterion(chi2, n_t, k, criterion), np.inf)
             better = crit < best[sel]
             rows = sel[better]
@@ -297,7 +373,7 @@ def _fit_chunk(t, y, models, lam_phys, lam_min, rel, criterion, prior, max_iter,
             idx[rows] = mi
     fb = np.flatnonzero(live & (idx < 0))
     if fb.size:
-        yf = y[fb]
+        yf = yt.take(fb, axis=1).T  # (N_fb, T)
         use_h = (yf[:, -1] > 0) & (yf[:, -2] > 0) if force != "trapezoid" else \
             np.zeros(fb.size, dtype=bool)
         if force == "hybrid":
@@ -317,7 +393,8 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
                relative_sigma: float = 0.1, constrain_physical: bool = True,
                criterion: str = "aicc", rate_prior=None, smooth_fwhm_mm: float | None = None,
                spacing_mm: Sequence[float] | None = None, max_iter: int = 40,
-               irls_passes: int = 1, n_threads: int | None = None) -> VoxelFitResult:
+               irls_passes: int = 1, n_threads: int | None = None,
+               input_uncertainty: InputUncertainty | None = None) -> VoxelFitResult:
     """Fit every voxel's time-activity curve and integrate it from 0 to ∞ (truly voxel-wise).
 
     Each voxel in ``mask`` is fitted with every model of ``models`` by a batched
@@ -367,6 +444,22 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
         point; 2 changed the median TIA error by < 0.1 % in tests at 10 % noise).
     n_threads : int, optional
         Worker threads over voxel chunks (default: all CPUs).
+    input_uncertainty : InputUncertainty, optional
+        Relative uncertainties of the inputs common to all time points, as for the organ fit
+        (:class:`~theradose.kinetics._uncertainty.InputUncertainty`; EANM, Gear et al. 2018).
+        Per voxel they are added in quadrature to the fit σ like the organ path does
+        (``σ² = σ_fit² + u² TIA²``), with ``u² = u_cal² + u_rc²``:
+
+        * **calibration** scales every voxel (and time point) alike: it is *fully correlated
+          between voxels* — it enters each voxel's σ, and does not average out over a region
+          (:meth:`VoxelFitResult.region_tia` adds it linearly to the sum);
+        * **recovery** (a partial-volume correction factor applied to the VOI) is likewise
+          common to the voxels it was applied to and treated as fully correlated;
+        * **volume** (VOI delineation) has *no meaning per voxel* (the voxel volume is the
+          grid's): it is left out of the voxel σ, kept in ``result.input_uncertainty`` and
+          the provenance, and applied by :meth:`VoxelFitResult.region_tia` to region sums.
+
+        ``result.sigma_fit`` keeps the fit part alone.
 
     Returns
     -------
@@ -388,6 +481,9 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     Burnham KP, Anderson DR. Model Selection and Multimodel Inference, 2nd ed. Springer 2002
     (AICc). doi:10.1007/b97636
     Marquardt DW. J Soc Ind Appl Math 1963;11:431-441. doi:10.1137/0111030
+    Gear JI, Cox MG, Gustafsson J, et al. EANM practical guidance on uncertainty analysis for
+    molecular radiotherapy absorbed dose calculations. Eur J Nucl Med Mol Imaging
+    2018;45:2456-2474 (input uncertainties). doi:10.1007/s00259-018-4136-7
 
     Examples
     --------
@@ -419,6 +515,10 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     if not (isinstance(n_threads, int) and n_threads >= 1):
         raise InputError(f"must be an integer >= 1, got {n_threads!r}", field="n_threads")
     prior = _check_prior(rate_prior, spatial, m)
+    if input_uncertainty is not None and not isinstance(input_uncertainty, InputUncertainty):
+        raise InputError("expected an InputUncertainty(calibration=..., recovery=..., "
+                         f"volume=...) or None, got {type(input_uncertainty).__name__}",
+                         field="input_uncertainty")
     if smooth_fwhm_mm is not None:
         fw = _positive(smooth_fwhm_mm, "smooth_fwhm_mm")
         sp = geom.spacing_mm[::-1] if geom is not None else spacing_mm
@@ -428,22 +528,22 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
         if geom is None:
             sp = tuple(_positive(s, "spacing_mm") for s in sp)[::-1]
         data = _smooth(data, m, fw, sp)
-    y = data[:, m].T  # (N, T)
+    y = data[:, m]  # (T, N): time-major, sums over the few time points run over rows
     if not np.all(np.isfinite(y)):
-        bad = int(np.sum(~np.isfinite(y).all(axis=1)))
+        bad = int(np.sum(~np.isfinite(y).all(axis=0)))
         raise InputError(f"{bad} voxel(s) inside the mask have non-finite values; fix or mask "
                          "them out", field="images")
     force = names[0] if names[0] in FALLBACKS else None
     fitted = () if force else names
     out_names = (*fitted, *FALLBACKS)
 
-    n_vox = y.shape[0]
+    n_vox = y.shape[1]
     starts = list(range(0, n_vox, CHUNK))
 
     def work(s: int):
         pr = None if prior is None else (prior[0][s: s + CHUNK], prior[1])
-        return _fit_chunk(t, np.ascontiguousarray(y[s: s + CHUNK]), fitted, lam_phys, lam_min,
-                          rel, criterion, pr, max_iter, irls_passes, force)
+        return _fit_chunk(t, np.ascontiguousarray(y[:, s: s + CHUNK]), fitted, lam_phys,
+                          lam_min, rel, criterion, pr, max_iter, irls_passes, force)
 
     if n_threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(max_workers=n_threads) as ex:
@@ -457,6 +557,13 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
             full[m] = np.concatenate([p[j] for p in parts])
         maps.append(full)
     tia, sig, idx, qual = maps
+    sig_fit = sig
+    u_voxel = 0.0
+    if input_uncertainty is not None:
+        # per voxel: calibration and recovery; the VOI-volume term has no per-voxel meaning
+        u_voxel = InputUncertainty(input_uncertainty.calibration,
+                                   input_uncertainty.recovery).relative
+        sig = np.hypot(sig_fit, u_voxel * tia)  # combine_tia_sigma, voxel by voxel
     unit = {None: "data unit*h", "MBq": "MBq*h", "Bq/mL": "Bq*h/mL"}[unit_in]
     counts = {n: int(np.sum(idx == i)) for i, n in enumerate(out_names)}
     prov = {
@@ -470,6 +577,12 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
             "relative_sd": prior[1], "rate_per_h_median": float(np.median(prior[0]))
             if prior[0].size else None},
         "smooth_fwhm_mm": smooth_fwhm_mm, "n_voxels_in_mask": int(n_vox), "counts": counts,
+        "input_uncertainty": None if input_uncertainty is None else {
+            **input_uncertainty.to_dict(), "relative_per_voxel": u_voxel,
+            "treatment": "sigma^2 = sigma_fit^2 + (u_cal^2 + u_rc^2) TIA^2 per voxel "
+                         "(calibration, recovery: fully correlated between voxels); volume "
+                         "not applied per voxel, only to region sums (region_tia)",
+            "reference": "Gear et al. 2018, doi:10.1007/s00259-018-4136-7"},
         "elapsed_s": round(time.perf_counter() - t0, 3), "n_threads": n_threads,
     }
     if geom is not None:
@@ -477,5 +590,6 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
             return Volume(a, geom, unit=u, modality="OT", history=(
                 "theradose.kinetics.fit_voxels",))
         return VoxelFitResult(vol(tia, unit), vol(sig, unit), vol(idx, "1"), vol(qual, "1"),
-                              out_names, unit, prov)
-    return VoxelFitResult(tia, sig, idx, qual, out_names, unit, prov)
+                              out_names, unit, prov, vol(sig_fit, unit), input_uncertainty)
+    return VoxelFitResult(tia, sig, idx, qual, out_names, unit, prov, sig_fit,
+                          input_uncertainty)
