@@ -16,3 +16,17 @@ def ts_example() -> Path:
     if not TS_EXAMPLE.is_dir():
         pytest.skip(f"shared data not available at {TS_EXAMPLE} (only in the project's CI)")
     return TS_EXAMPLE
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _kernel_cache_in_tmp(tmp_path_factory):
+    """Kernel cache in a session temporary folder: tests never write to the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("THERADOSE_CACHE_DIR")
+    os.environ["THERADOSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("theradose-cache"))
+    yield
+    if old is None:
+        os.environ.pop("THERADOSE_CACHE_DIR", None)
+    else:
+        os.environ["THERADOSE_CACHE_DIR"] = old

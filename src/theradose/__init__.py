@@ -9,13 +9,18 @@ result tables):
 ``nuclides``       ICRP-107 decay data: half-lives, energies per decay, lines, beta spectra,
                    chains (radioactivedecay)
 ``io``             DICOM (CT, NM, PT, RT Dose, RTSTRUCT, SEG), NIfTI + JSON sidecar, ``Study``
+``phantoms``       virtual patients: anatomy, kinetics, PET/SPECT/CT imaging, DICOM + truth
+``kinetics``       TACs, exponential fits and model selection, TIA ± σ, voxel-wise fits, STP
+``dose``           point/voxel kernels from ICRP-107 + NIST data, LED and convolution engines,
+                   sphere model, DVH
+``radiobiology``   BED (Lea–Catcheside), EQD2, EUD, cycles, BED maps
 ``units``          unit strings, conversion, what resampling conserves
 ``errors``         the ``InputError`` family (one-line messages naming file and field)
 ``cli``            the ``theradose`` command
 =================  ==========================================================================
 
-Later stages (registration, segmentation, kinetics, dose, radiobiology, phantoms, predict,
-report, pipeline) are described in ``docs/`` and DESIGN.md.
+Later stages (registration, segmentation, Monte Carlo, predict, report, pipeline) are
+described in ``docs/roadmap.md`` and DESIGN.md.
 """
 
 from importlib.metadata import PackageNotFoundError, version
