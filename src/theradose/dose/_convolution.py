@@ -29,10 +29,10 @@ Bolch WE, Bouchet LG, Robertson JS, et al. MIRD Pamphlet No. 17: the dosimetry o
 activity distributions—radionuclide S values at the voxel level. J Nucl Med 1999;40(1):11S-36S.
 Dieudonné A, Hobbs RF, Lebtahi R, et al. Study of the impact of tissue density heterogeneities
 on 3-dimensional abdominal dosimetry: comparison between dose kernel convolution and direct
-Monte Carlo methods. J Nucl Med 2013;54(2):236-243. doi:10.2967/jnumed.112.105825
+Monte Carlo methods. J Nucl Med 2013;54(2):236-243.
 Lee MS, Kim JH, Paeng JC, et al. Whole-body voxel-based personalized dosimetry: the multiple
 voxel S-value approach for heterogeneous media with nonuniform activity distributions. J Nucl
-Med 2018;59(7):1133-1139. doi:10.2967/jnumed.117.201095
+Med 2018;59(7):1133-1139.
 """
 
 from __future__ import annotations
@@ -518,7 +518,8 @@ class KernelConvolutionEngine(DoseEngine):
             "uncertainty": "independent voxel TIA errors, exact propagation "
                            "(σ²_D = f²·(σ²_TIA * K²); VOI σ " + self.voi_sigma + ")",
             "references": ["MIRD Pamphlet 17, J Nucl Med 1999;40:11S-36S",
-                           "doi:10.2967/jnumed.112.105825", "doi:10.2967/jnumed.117.201095"],
+                           "Dieudonne et al. J Nucl Med 2013;54:236-243",
+                           "Lee et al. J Nucl Med 2018;59:1133-1139"],
             "theradose_version": _version("theradose"),
         }
         return DoseResult(dose=dose_volume(inp, dose, self.name),

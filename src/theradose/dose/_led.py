@@ -18,8 +18,8 @@ References
 Bolch WE, Bouchet LG, Robertson JS, et al. MIRD Pamphlet No. 17: the dosimetry of nonuniform
 activity distributions—radionuclide S values at the voxel level. J Nucl Med 1999;40(1):11S-36S
 (LED is the voxel-level MIRD schema with the whole emitted energy absorbed in the source voxel).
-Dieudonné A, Hobbs RF, Lebtahi R, et al. J Nucl Med 2013;54(2):236-243.
-doi:10.2967/jnumed.112.105825 (density correction of kernel doses).
+Dieudonné A, Hobbs RF, Lebtahi R, et al. J Nucl Med 2013;54(2):236-243 (density correction of
+kernel doses).
 """
 
 from __future__ import annotations
