@@ -17,8 +17,10 @@ from pathlib import Path
 __all__ = [
     "DicomTagError",
     "FitError",
+    "GateRunError",
     "GeometryMismatchError",
     "InputError",
+    "OptionalDependencyError",
     "OutputExistsError",
     "TheradoseError",
     "TheradoseWarning",
@@ -106,3 +108,11 @@ class OutputExistsError(TheradoseError, FileExistsError):
 
 class FitError(TheradoseError, RuntimeError):
     """A fit could not be performed (not raised for a fit that merely fails acceptance)."""
+
+
+class OptionalDependencyError(InputError, ImportError):
+    """An optional dependency (e.g. OpenGATE or its Geant4 data, torch) is not installed."""
+
+
+class GateRunError(TheradoseError, RuntimeError):
+    """An OpenGATE simulation started but failed (its log file is named in the message)."""

@@ -9,6 +9,7 @@ from theradose.cli import (  # noqa: F401  (register the commands)
     _simulate,
     _sphere,
     _study,
+    _svalue,
 )
 from theradose.cli._main import cli, main, run
 

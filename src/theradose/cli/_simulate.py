@@ -42,12 +42,16 @@ def _times(text: str) -> tuple[float, ...]:
 @click.option("--no-motion", is_flag=True, help="No repositioning between acquisitions.")
 @click.option("--spect-unit", type=click.Choice(["counts", "Bq/mL"]), default="counts",
               show_default=True, help="Unit stored in the NM files.")
+@click.option("--truth-dose", default="", show_default=False,
+              help="Reference dose maps of the true TIA in truth/: comma-separated engines "
+                   "(led, kernel, montecarlo).")
 @click.option("--workers", type=int, default=None, help="Cohort: local dask workers.")
 @click.option("--scheduler", default=None, help="Cohort: address of a dask scheduler.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def simulate(out: str, seed: int, cohort: int | None, preset: str, regime: str, phantom: str,
              times_h: str, activity_mbq: float | None, n_lesions: int | None, voxel_mm: float,
-             no_noise: bool, no_motion: bool, spect_unit: str, workers: int | None,
+             no_noise: bool, no_motion: bool, spect_unit: str, truth_dose: str,
+             workers: int | None,
              scheduler: str | None, overwrite: bool) -> None:
     """Simulate virtual theranostic patients: DICOM PET/CT + SPECT/CT and ground truth."""
     from theradose.phantoms import SimulationConfig, simulate_cohort, simulate_patient
@@ -55,7 +59,8 @@ def simulate(out: str, seed: int, cohort: int | None, preset: str, regime: str, 
     cfg = SimulationConfig(preset=preset, regime=regime, phantom=phantom, times_h=_times(times_h),
                            therapy_activity_mbq=activity_mbq, n_lesions=n_lesions,
                            voxel_mm=voxel_mm, noise=not no_noise, motion=not no_motion,
-                           spect_output=spect_unit)
+                           spect_output=spect_unit,
+                           truth_dose=tuple(e.strip() for e in truth_dose.split(",") if e.strip()))
     if cohort is not None:
         rows = simulate_cohort(out, cohort, seed=seed, config=cfg, workers=workers,
                                scheduler=scheduler, overwrite=overwrite)

@@ -19,9 +19,15 @@ SphereResult, sphere_s_value, sphere_s_values, sphere_absorbed_fraction
     Unit-density (or given density) sphere model for lesions.
 DVH, dvh, dvh_table
     Dose-volume histograms (exact D_x and V_x).
+DoseComparison, compare_dose_maps
+    The same TIA through several engines: per-VOI and per-tissue differences, difference maps.
+
+Monte Carlo, organ S-values, alpha emitters and the OpenGATE adapter are in
+:mod:`theradose.dose.mc` (engines ``"montecarlo"`` and ``"alpha"`` are registered lazily).
 """
 
 from theradose.dose._cache import clear_cache
+from theradose.dose._compare_maps import DoseComparison, compare_dose_maps
 from theradose.dose._convolution import KernelConvolutionEngine
 from theradose.dose._dvh import DVH, dvh, dvh_table
 from theradose.dose._electron_kernel import electron_point_kernel, monoenergetic_electron_kernel
@@ -53,6 +59,7 @@ __all__ = [
     "DVH",
     "KEV_TO_J",
     "MEDIA",
+    "DoseComparison",
     "DoseEngine",
     "DoseResult",
     "KernelConvolutionEngine",
@@ -64,6 +71,7 @@ __all__ = [
     "VoxelKernel",
     "available_engines",
     "clear_cache",
+    "compare_dose_maps",
     "compare_engines",
     "dose_rate_map",
     "dvh",

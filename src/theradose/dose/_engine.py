@@ -226,6 +226,8 @@ def dose_volume(inputs: PreparedInputs, array: np.ndarray, engine: str, *,
 _REGISTRY: dict[str, Callable[..., DoseEngine] | str] = {
     "led": "theradose.dose._led:LocalDepositionEngine",
     "kernel": "theradose.dose._convolution:KernelConvolutionEngine",
+    "montecarlo": "theradose.dose.mc._engine:MonteCarloEngine",
+    "alpha": "theradose.dose.mc._alpha:AlphaDoseEngine",
 }
 
 

@@ -20,6 +20,8 @@ The output folder is laid out as::
         activity_pet.nii.gz        true diagnostic activity at the PET scan (MBq), reference frame
         tia.nii.gz                 true therapy TIA per voxel (MBq·h, 0..∞), reference frame
         motion_<name>.json         repositioning of each acquisition (reference → acquisition)
+        dose_<engine>.nii.gz (+ _sigma)  reference dose (Gy) of the true TIA map, when
+                                   ``config.truth_dose`` names engines (led, kernel, montecarlo)
 
 The reference frame is the patient at SPECT/CT time point 1 (no motion there): truth maps lie on
 the anatomy grid (``truth.json["reference_grid"]``), of which the time-point-1 CT is the axial
@@ -68,6 +70,7 @@ from theradose.phantoms._kinetics import (
     sample_kinetics,
     tia_map,
 )
+from theradose.phantoms._truth_dose import truth_doses
 from theradose.volume import Geometry, LabelMap, Volume
 
 __all__ = ["VirtualPatient", "simulate_patient"]
@@ -296,6 +299,13 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
                           acquisitions=acquisitions, organ_activity=organ_activity,
                           volumes=volumes)
     truth["reference_grid"] = labels.geometry.to_dict()
+    if cfg.truth_dose:
+        dose_maps, truth["dose"] = truth_doses(tia, anat.density, labels, truth["organs"],
+                                               tx_adm.nuclide, cfg.truth_dose, seed=seed)
+        for name, vol in dose_maps.items():
+            _write_map(vol.replace(sigma=None), truth_dir / f"dose_{name}.nii.gz", overwrite)
+            _write_map(vol.replace(array=vol.sigma, sigma=None),
+                       truth_dir / f"dose_{name}_sigma.nii.gz", overwrite)
     path = truth_dir / "truth.json"
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: output exists; pass overwrite=True")
