@@ -73,3 +73,18 @@ def test_atomic_path_refuses_a_file_that_appeared_meanwhile(tmp_path):
         out.write_text("someone else's")  # another process wrote it during the block
     assert out.read_text() == "someone else's"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_atomic_path_gives_umask_permissions(tmp_path):
+    # mkstemp creates 0600 files; the written output must follow the umask like open() would.
+    import os
+
+    from theradose.io._outputs import atomic_path
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "x.txt") as tmp:
+            tmp.write_text("x")
+        assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

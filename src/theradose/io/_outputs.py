@@ -30,6 +30,13 @@ def prepare_output(path: str | Path, *, overwrite: bool = False) -> Path:
     return p
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it into place atomically.
@@ -55,6 +62,8 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
         if final.exists() and not overwrite:  # appeared meanwhile
             raise OutputExistsError(f"{final}: output exists; pass overwrite=True")
+        if tmp.exists():  # mkstemp makes 0600 files: give them the usual umask permissions
+            tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, final)
     finally:
         if tmp.exists():
