@@ -1,0 +1,40 @@
+"""Segmentation: VOIs from files, lesions on emission images, AI organs; partial-volume correction.
+
+Public names
+------------
+import_masks
+    RTSTRUCT, DICOM SEG or NIfTI label map onto a reference grid (nearest neighbour).
+segment_lesions
+    Lesions by % of each lesion's maximum, a fixed (SUV/Bq/mL) threshold, or seeded region
+    growing; physiological-uptake exclusion; ``lesion_1`` ... by decreasing volume.
+match_lesions
+    Lesion tracks across time points (Hungarian matching of centroids).
+totalsegmentator, TOTALSEG_RENAME
+    Adapter to the optional TotalSegmentator (organs from CT).
+recovery_coefficient, apply_recovery, VOLUME_GRID_ML, FWHM_GRID_MM
+    Partial-volume correction: recovery coefficients of spheres from a simulated imaging system
+    (Gaussian PSF, voxelisation), and their application to TAC tables.
+"""
+
+from theradose.segmentation._import import import_masks
+from theradose.segmentation._lesions import segment_lesions
+from theradose.segmentation._matching import match_lesions
+from theradose.segmentation._pvc import (
+    FWHM_GRID_MM,
+    VOLUME_GRID_ML,
+    apply_recovery,
+    recovery_coefficient,
+)
+from theradose.segmentation._totalseg import TOTALSEG_RENAME, totalsegmentator
+
+__all__ = [
+    "FWHM_GRID_MM",
+    "TOTALSEG_RENAME",
+    "VOLUME_GRID_ML",
+    "apply_recovery",
+    "import_masks",
+    "match_lesions",
+    "recovery_coefficient",
+    "segment_lesions",
+    "totalsegmentator",
+]
