@@ -14,13 +14,16 @@ result tables):
 ``dose``           point/voxel kernels from ICRP-107 + NIST data, LED and convolution engines,
                    sphere model, DVH
 ``radiobiology``   BED (Lea–Catcheside), EQD2, EUD, cycles, BED maps
+``registration``   CT↔CT registration of time points, counts-conserving resampling
+``segmentation``   mask import, lesion segmentation and matching, recovery coefficients
+``pipeline``       ``theradose run`` / ``demo``: study folder → results.json, maps, DICOM, report
+``report``         HTML + PDF report
 ``units``          unit strings, conversion, what resampling conserves
 ``errors``         the ``InputError`` family (one-line messages naming file and field)
 ``cli``            the ``theradose`` command
 =================  ==========================================================================
 
-Later stages (registration, segmentation, Monte Carlo, predict, report, pipeline) are
-described in ``docs/roadmap.md`` and DESIGN.md.
+Later stages (predict, planning, features) are described in ``docs/roadmap.md`` and DESIGN.md.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -2,10 +2,12 @@
 
 from theradose.cli import (  # noqa: F401  (register the commands)
     _convert,
+    _demo,
     _fit,
     _info,
     _kernel,
     _nuclide,
+    _run,
     _simulate,
     _sphere,
     _study,

@@ -1,0 +1,85 @@
+"""Resumable pipeline: intermediate results cached under ``OUT/.cache`` by a hash of their inputs.
+
+A stage's key is the SHA-256 of the theradose version, the fingerprint of the study files
+(relative path, size and modification time of every file) or the key of the stage it builds
+on, and the configuration sections that change its result. A re-run with, e.g., another dose
+engine finds the registration, TACs and TIA maps under the same keys and skips them.
+The cache holds pickles written by this program into the output folder; it is not meant to be
+shared or read from untrusted places.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from theradose import __version__
+from theradose.io import atomic_path
+
+__all__ = ["StageCache", "fingerprint", "stage_key"]
+
+log = logging.getLogger("theradose")
+
+
+def fingerprint(folder: Path) -> str:
+    """Hash of the names, sizes and modification times of every file under ``folder``."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def stage_key(*parts: str) -> str:
+    """SHA-256 (first 20 hex digits) of the theradose version and ``parts``."""
+    h = hashlib.sha256(__version__.encode())
+    for p in parts:
+        h.update(b"\0" + p.encode())
+    return h.hexdigest()[:20]
+
+
+class StageCache:
+    """Pickled stage results in ``folder`` (``<stage>_<key>.pkl``); ``hits`` lists reuses."""
+
+    def __init__(self, folder: Path, *, enabled: bool = True) -> None:
+        self.folder = Path(folder)
+        self.enabled = enabled
+        self.hits: list[str] = []
+        self.misses: list[str] = []
+
+    def _path(self, stage: str, key: str) -> Path:
+        return self.folder / f"{stage}_{key}.pkl"
+
+    def get(self, stage: str, key: str) -> Any | None:
+        """The cached result, or None (unreadable entries are ignored and recomputed)."""
+        p = self._path(stage, key)
+        if not (self.enabled and p.is_file()):
+            self.misses.append(stage)
+            return None
+        try:
+            with p.open("rb") as f:
+                value = pickle.load(f)
+        except Exception as exc:
+            log.warning("cache entry %s unreadable (%s); recomputing", p, exc)
+            self.misses.append(stage)
+            return None
+        log.info("%s: reused from cache (%s)", stage, p.name)
+        self.hits.append(stage)
+        return value
+
+    def put(self, stage: str, key: str, value: Any) -> None:
+        """Store ``value``; older entries of the same stage are removed."""
+        if not self.enabled:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob(f"{stage}_*.pkl"):
+            old.unlink(missing_ok=True)
+        with atomic_path(self._path(stage, key), overwrite=True) as tmp, tmp.open("wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())

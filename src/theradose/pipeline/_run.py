@@ -1,0 +1,353 @@
+"""``run_pipeline``: study folder → registration → VOIs → kinetics → dose → DVH/BED → outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import platform
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from theradose import __version__
+from theradose.errors import InputError, UnreadableFileError
+from theradose.io import atomic_path, prepare_output, write_nifti, write_rtdose, write_seg
+from theradose.pipeline import _stages
+from theradose.pipeline._cache import StageCache, fingerprint, stage_key
+from theradose.pipeline._config import PipelineConfig
+from theradose.pipeline._dose import dose_stage
+from theradose.volume import Volume
+
+__all__ = ["SCHEMA", "run_pipeline"]
+
+log = logging.getLogger("theradose")
+
+#: Schema id of ``results.json`` (documented in ``docs/results-json.md``).
+SCHEMA = "theradose.results/1"
+
+
+def _num(x: Any) -> float | None:
+    """JSON number or None (NaN/inf are not JSON)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _json(x.tolist())
+    if isinstance(x, np.generic):
+        return _json(x.item())
+    if isinstance(x, float):
+        return _num(x)
+    if isinstance(x, str | int | bool) or x is None:
+        return x
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, datetime):
+        return x.isoformat()
+    return str(x)
+
+
+def _software() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, Any] = {"theradose": __version__, "python": platform.python_version()}
+    for n in ("numpy", "scipy", "SimpleITK", "pydicom", "highdicom", "nibabel",
+              "icrp107-database"):
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+def _as_config(config: PipelineConfig | str | Path | dict | None) -> PipelineConfig:
+    if config is None:
+        return PipelineConfig()
+    if isinstance(config, PipelineConfig):
+        return config
+    if isinstance(config, str | Path):
+        return PipelineConfig.from_toml(config)
+    if isinstance(config, dict):
+        return PipelineConfig.from_dict(config)
+    raise InputError(f"expected a PipelineConfig, a TOML path or a dict, got "
+                     f"{type(config).__name__}", field="config")
+
+
+def _dvh_entry(dose: Volume, labels, name: str) -> dict[str, Any] | None:
+    from theradose.dose import dvh
+
+    try:
+        h = dvh(dose, labels, label=name)
+    except InputError as exc:
+        log.warning("DVH of %s skipped: %s", name, exc)
+        return None
+    edges = np.asarray(h.bin_edges, float)
+    cum = np.asarray(h.cumulative_fraction, float)
+    step = max(1, len(edges) // 100)
+    idx = np.r_[np.arange(0, len(edges), step), len(edges) - 1]
+    idx = np.unique(idx)
+    return {"d2": _num(h.d(2)), "d50": _num(h.d(50)), "d98": _num(h.d(98)),
+            "mean": _num(h.mean), "unit": "Gy",
+            "curve": {"dose_gy": edges[idx].tolist(), "volume_fraction": cum[idx].tolist()}}
+
+
+def _bed_entry(fit, dose_gy: float, tia: float, name: str) -> dict[str, Any]:
+    from theradose.radiobiology import bed_from_fit, get_tissue
+
+    try:
+        tissue = get_tissue("tumour" if name.startswith("lesion") else name)
+    except InputError:
+        return {"value": None, "sd": None, "note": f"no tissue parameters for {name!r}"}
+    if not (tia > 0 and dose_gy > 0):
+        return {"value": None, "sd": None, "note": "no dose or TIA"}
+    try:
+        b = bed_from_fit(fit, dose_gy / tia, tissue)
+    except InputError as exc:
+        return {"value": None, "sd": None, "note": str(exc)}
+    return {"value": _num(b.bed_gy), "sd": _num(b.sigma_bed_gy), "tissue": b.tissue,
+            "alpha_beta_gy": _num(b.alpha_beta_gy),
+            "repair_half_time_h": _num(b.repair_half_time_h), "g_factor": _num(b.g_factor),
+            "model": b.model}
+
+
+def run_pipeline(study_dir: str | Path, out_dir: str | Path,
+                 config: PipelineConfig | str | Path | dict | None = None, *,
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Run the whole dosimetry workflow on one study folder and write every output.
+
+    Stages: :func:`theradose.io.load_study` → :func:`theradose.registration.register_study`
+    (CT↔CT, emission images into the reference frame, totals conserved) → VOIs (the study's
+    DICOM SEG, else RTSTRUCT, else ``labels.nii.gz``, on the reference CT; lesions by
+    :func:`theradose.segmentation.segment_lesions` when configured) → organ TACs and fits
+    (TIA ± σ) and the voxel TIA map → dose engines → DVH and BED per VOI → outputs
+    (``results.json``, NIfTI maps, RT Dose, SEG, report). Registration, TACs and the TIA map
+    are cached under ``OUT/.cache`` (keyed by the input files and the relevant configuration),
+    so a re-run with other dose options starts at the dose stage.
+
+    Parameters
+    ----------
+    study_dir : str or Path
+        Study folder (DICOM and/or NIfTI + sidecars, see ``docs/io-nifti-study.md``); only read.
+    out_dir : str or Path
+        Output folder (created); must not be inside ``study_dir``.
+    config : PipelineConfig, TOML path or dict, optional
+        Options (defaults: ``docs/pipeline.md``).
+    overwrite : bool
+        Replace the outputs of an earlier run; otherwise an existing ``results.json`` raises.
+
+    Returns
+    -------
+    dict
+        The ``results.json`` content (schema ``theradose.results/1``, ``docs/results-json.md``).
+
+    Raises
+    ------
+    InputError
+        Invalid configuration, missing administration or calibration, a time point without
+        CT, no VOIs in the study, an unknown VOI in ``[vois]``, output inside the study.
+    GeometryMismatchError
+        An emission image that does not overlap its CT.
+    OutputExistsError
+        ``OUT/results.json`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> res = run_pipeline("patient/dicom", "patient/results")       # doctest: +SKIP
+    >>> res["vois"]["kidney_left"]["dose_gy"]["kernel"]              # doctest: +SKIP
+    {'value': 4.7, 'sd': 0.3}
+
+    """
+    t_start = time.perf_counter()
+    cfg = _as_config(config)
+    study = Path(study_dir).resolve()
+    out = Path(out_dir).resolve()
+    if not study.is_dir():
+        raise UnreadableFileError("study folder does not exist", file=study, field="study_dir")
+    if out == study or study in out.parents:
+        raise InputError("the output folder is inside the study folder; theradose never writes "
+                         "into a study: choose another --out", file=out, field="out_dir")
+    results_path = prepare_output(out / "results.json", overwrite=overwrite)
+    cache = StageCache(out / ".cache")
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, t0: float) -> None:
+        timings[stage] = round(time.perf_counter() - t0, 3)
+        log.info("%s: %.2f s", stage, timings[stage])
+
+    # 1. load + register (cached)
+    t0 = time.perf_counter()
+    k_reg = stage_key(fingerprint(study), cfg.key_of("study", "registration"))
+    reg = cache.get("registration", k_reg)
+    if reg is None:
+        reg = _stages.load_and_register(study, cfg)
+        cache.put("registration", k_reg, reg)
+    timed("registration", t0)
+    adm = reg["administration"]
+    nuclide = adm.nuclide
+
+    # 2. VOIs
+    t0 = time.perf_counter()
+    labels, voi_source = _stages.vois_stage(study, reg, cfg)
+    timed("vois", t0)
+
+    # 3. kinetics (cached)
+    t0 = time.perf_counter()
+    k_kin = stage_key(k_reg, hashlib.sha256(labels.array.tobytes()).hexdigest(),
+                      json.dumps(sorted(labels.names.items())), cfg.key_of("kinetics"))
+    kin = cache.get("kinetics", k_kin)
+    if kin is None:
+        kin = _stages.kinetics_stage(reg, labels, cfg)
+        cache.put("kinetics", k_kin, kin)
+    timed("kinetics", t0)
+    grid = reg["geometry"]
+    tia = Volume(kin["tia_map"].astype(np.float64), grid, unit="MBq*h", modality="OT",
+                 sigma=kin["tia_sigma"].astype(np.float64), meta={"quantity": "TIA"})
+
+    # 4. dose
+    t0 = time.perf_counter()
+    from theradose.materials import hu_to_density
+
+    ct = _stages.ct_volume(reg)
+    density = hu_to_density(ct)
+    dcfg = cfg.section("dose")
+    phantom = dcfg["phantom"]
+    if phantom == "auto":
+        sex = str(reg["ct_meta"].get("patient_sex") or "M").upper()
+        phantom = "adult_female" if sex.startswith("F") else "adult_male"
+    organ_tia = {n: (float(f.tia), float(f.sigma_tia)) for n, f in kin["fits"].items()}
+    maps, per_voi, dose_info = dose_stage(
+        tia, density, labels, nuclide, dcfg["engines"],
+        {e: dcfg.get(e, {}) for e in ("kernel", "montecarlo", "led")}, organ_tia, phantom)
+    timed("dose", t0)
+
+    # 5. DVH, BED, results
+    t0 = time.perf_counter()
+    primary = next(iter(maps), None)
+    # FFT round-off leaves |negative| doses ~1e-4 of the maximum: clipped at 0 in every map
+    dose_maps = {e: r.dose.replace(array=np.clip(r.dose.array, 0.0, None),
+                                   sigma=None if r.sigma is None else np.asarray(r.sigma.array))
+                 for e, r in maps.items()}
+    dose_map = dose_maps[primary] if primary else None
+    table = kin["table"]
+    vois: dict[str, Any] = {}
+    rad = cfg.section("radiobiology")["enabled"]
+    for name in sorted(labels.names.values()):
+        fit = kin["fits"].get(name)
+        sel = fit.selected_fit if fit else None
+        act = np.asarray(table.activity_mbq[name], float)
+        sd = (np.asarray(fit.sigma, float) if fit else np.full_like(act, np.nan))
+        entry: dict[str, Any] = {
+            "volume_ml": _num(table.volume_ml[name]),
+            "mass_g": _num(next((v.mass_g for v in maps[primary].voi if v.name == name), None)
+                           if primary else None),
+            "tia_mbq_h": {"value": _num(fit.tia) if fit else None,
+                          "sd": _num(fit.sigma_tia) if fit else None},
+            "fit": ({"model": fit.selected, "aicc": _num(sel.aicc), "bic": _num(sel.bic),
+                     "parameters": dict(zip(sel.param_names, map(_num, sel.params),
+                                            strict=True)),
+                     "parameter_sd": dict(zip(sel.param_names, map(_num, sel.param_sigma),
+                                              strict=True)),
+                     "r2": _num(getattr(sel, "r2", None)), "accepted": bool(sel.accepted),
+                     "fallback": bool(fit.fallback), "reason": fit.selection_reason}
+                    if fit else {"model": None, "error": kin["failed"].get(name)}),
+            "tac": {"times_h": list(map(float, table.times_h)),
+                    "activity_mbq": act.tolist(), "activity_sd_mbq": sd.tolist(),
+                    **({"fit_curve": kin["curves"][name]} if name in kin["curves"] else {})},
+            "tia_map_mbq_h": _num(np.sum(kin["tia_map"][labels.mask(name)],
+                                         dtype=np.float64)),
+            "dose_gy": {e: {"value": _num(v[name][0]), "sd": _num(v[name][1])}
+                        for e, v in per_voi.items() if name in v},
+            "dvh": _dvh_entry(dose_map, labels, name) if dose_map is not None else None,
+            "pvc": {"applied": False},
+        }
+        if rad and fit and primary and name in per_voi.get(primary, {}):
+            entry["bed_gy"] = _bed_entry(fit, per_voi[primary][name][0], float(fit.tia), name)
+        else:
+            entry["bed_gy"] = {"value": None, "sd": None}
+        vois[name] = entry
+    timed("analysis", t0)
+
+    # 6. outputs
+    t0 = time.perf_counter()
+    ocfg = cfg.section("outputs")
+    outputs: dict[str, str] = {"results": "results.json"}
+    if ocfg["nifti"]:
+        write_nifti(tia, out / "tia.nii.gz", overwrite=overwrite)
+        outputs["tia"] = "tia.nii.gz"
+        outputs["tia_sigma"] = "tia_sigma.nii.gz"
+        for e, d in dose_maps.items():
+            write_nifti(d, out / f"dose_{e}.nii.gz", overwrite=overwrite)
+            outputs[f"dose_{e}"] = f"dose_{e}.nii.gz"
+            if d.sigma is not None:
+                outputs[f"dose_{e}_sigma"] = f"dose_{e}_sigma.nii.gz"
+    if ocfg["rtdose"] and dose_map is not None:
+        write_rtdose(dose_map.replace(sigma=None), out / "rtdose.dcm", reference=ct,
+                     comment=f"theradose {primary}", overwrite=overwrite)
+        outputs["rtdose"] = "rtdose.dcm"
+    if ocfg["seg"]:
+        write_seg(labels, out / "seg.dcm", reference=ct, algorithm_type="SEMIAUTOMATIC",
+                  series_description="theradose VOIs", overwrite=overwrite)
+        outputs["seg"] = "seg.dcm"
+    timed("outputs", t0)
+
+    results: dict[str, Any] = {
+        "schema": SCHEMA,
+        "software": _software(),
+        "nuclide": nuclide,
+        "injected_activity_mbq": float(adm.injected_activity_mbq),
+        "administration": adm.to_dict(),
+        "study": {"source": str(study), "reference_time_point": reg["reference"],
+                  "time_points": [{"time_h": float(t), "file": f, "fov_fraction": _num(fr)}
+                                  for t, f, fr in zip(reg["times_h"], reg["emission_files"],
+                                                      reg["fov_fraction"], strict=True)],
+                  "reference_grid": grid.to_dict(), "vois_source": voi_source},
+        "registration": reg["registration"],
+        "config": cfg.to_dict(),
+        "vois": vois,
+        "dose_engines": {e: _json(i) for e, i in dose_info.items()},
+        "outputs": outputs,
+        "provenance": {"created": datetime.now().isoformat(timespec="seconds"),
+                       "theradose": __version__, "timings_s": timings,
+                       "cache_hits": list(cache.hits), "primary_engine": primary,
+                       "voxel_fit": {"counts": kin["voxel_counts"],
+                                     "provenance": kin["voxel_provenance"]}},
+    }
+    results = _json(results)
+
+    if ocfg["report"] and dose_map is not None:
+        t0 = time.perf_counter()
+        try:
+            from theradose.report import ReportImages, write_report
+        except ImportError:
+            log.info("theradose.report is not available; report skipped")
+        else:
+            spect = Volume(reg["emission_bq_ml"][0], grid, unit="Bq/mL", modality="NM")
+            images = ReportImages(ct=ct, dose=dose_map.replace(sigma=None), spect=spect,
+                                  labels=labels)
+            html, pdf = write_report(results, out, images=images, overwrite=overwrite)
+            results["outputs"]["report_html"] = html.name
+            results["outputs"]["report_pdf"] = pdf.name
+        timed("report", t0)
+    results["provenance"]["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    write_results(results, results_path, overwrite=overwrite)
+    return results
+
+
+def write_results(results: dict[str, Any], path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``results.json`` atomically (refuses to overwrite unless ``overwrite``)."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(_json(results), indent=1), encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,279 @@
+"""The stages of the pipeline, each a function of plain data (cacheable, testable alone)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from theradose.errors import FitError, GeometryMismatchError, InputError, UnitError
+from theradose.io import Study, TimePoint, load_study, read_seg, rtstruct_to_labelmap
+from theradose.volume import Geometry, LabelMap, Volume, resample
+
+__all__ = ["find_voi_file", "kinetics_stage", "load_and_register", "vois_stage"]
+
+log = logging.getLogger("theradose")
+
+# Imported here (not inside the function) so tests can count calls.
+from theradose.registration import register_study  # noqa: E402
+
+_FOV_MIN = 0.5  # smallest accepted fraction of an emission total inside the reference CT grid
+
+
+def _src(v: Volume) -> str | None:
+    s = v.meta.get("source_file") or (v.meta.get("source_files") or [None])[0]
+    return None if s is None else str(s)
+
+
+def _fraction_inside(emission: Volume, grid: Geometry) -> float:
+    """Fraction of the emission total whose voxel centres lie inside ``grid``."""
+    a = np.asarray(emission.array, float)
+    nz = np.nonzero(a > 0)
+    if nz[0].size == 0:
+        return 1.0
+    ijk = np.stack([nz[2], nz[1], nz[0]], axis=1)  # (x, y, z) index order
+    idx = grid.physical_to_index(emission.geometry.index_to_physical(ijk))
+    size = np.asarray(grid.size_xyz, float)
+    ok = np.all((idx >= -0.5) & (idx <= size - 0.5), axis=1)
+    w = a[nz]
+    return float(w[ok].sum() / w.sum())
+
+
+def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
+    """Load the study, register it, put every emission image on the reference CT grid.
+
+    Returns
+    -------
+    dict
+        ``times_h`` (T,), ``emission_bq_ml`` (T, Z, Y, X) float32 Bq/mL on the reference CT
+        grid, ``ct_hu`` (Z, Y, X), ``geometry`` (dict), ``ct_meta``, ``administration``,
+        ``registration`` (per-time-point quality dicts), ``study`` (summary), ``fov_fraction``.
+
+    Raises
+    ------
+    InputError
+        Missing administration, a time point without CT, counts without calibration, bad
+        ``registration.reference``.
+    GeometryMismatchError
+        An emission image that (almost) does not overlap the reference CT.
+
+    """
+    st = cfg.section("study")
+    study = load_study(study_dir, nuclide=st["nuclide"],
+                       injected_activity_mbq=st["injected_activity_mbq"],
+                       injection_time=st["injection_time"],
+                       calibration_cps_per_mbq=st["calibration_cps_per_mbq"])
+    n = len(study.time_points)
+    for tp in study.time_points:
+        if tp.ct is None:
+            raise InputError(f"the time point at {tp.time_h:g} h has no CT (each SPECT needs "
+                             "its CT series in the study folder)", file=_src(tp.emission),
+                             field="ct")
+        if tp.emission.unit_info.dimension != "activity_concentration":
+            raise UnitError(f"emission image in {tp.emission.unit!r}; accepted: an activity "
+                            "concentration (set [study] calibration_cps_per_mbq for counts)",
+                            file=_src(tp.emission), field="study.calibration_cps_per_mbq")
+        f = _fraction_inside(tp.emission, tp.ct.geometry)
+        if f < _FOV_MIN:
+            raise GeometryMismatchError(
+                f"only {100 * f:.1f} % of the activity at {tp.time_h:g} h lies inside its CT; "
+                f"accepted: >= {100 * _FOV_MIN:.0f} % (is this the SPECT's CT?)",
+                file=_src(tp.emission), field="ct")
+    reg = cfg.section("registration")
+    ref = reg["reference"]
+    if ref >= n:
+        raise InputError(f"got {ref}; the study has {n} time points (0..{n - 1})",
+                         file=cfg.source, field="registration.reference")
+    quality: list[dict[str, Any]] = []
+    tps = study.time_points
+    if reg["enabled"] and n > 1:
+        r = register_study(study, reference=ref, deformable=reg["deformable"],
+                           include_pet=False, seed=reg["seed"])
+        tps = r.study.time_points
+        quality = [q.to_dict() if hasattr(q, "to_dict") else dict(vars(q)) for q in r.quality]
+    ref_ct = tps[ref].ct
+    grid = ref_ct.geometry
+    emis, frac = [], []
+    for tp, orig in zip(tps, study.time_points, strict=True):
+        e = tp.emission.to_unit("Bq/mL")
+        on_grid = resample(e, grid)
+        total = float(np.sum(e.array, dtype=np.float64)) * e.geometry.voxel_volume_ml
+        inside = float(np.sum(on_grid.array, dtype=np.float64)) * grid.voxel_volume_ml
+        f = inside / total if total > 0 else 1.0
+        if f < _FOV_MIN:
+            raise GeometryMismatchError(
+                f"only {100 * f:.1f} % of the activity at {tp.time_h:g} h lies inside the "
+                f"reference CT; accepted: >= {100 * _FOV_MIN:.0f} % (does the SPECT belong to "
+                "this CT?)", file=_src(orig.emission), field="ct")
+        emis.append(on_grid.array.astype(np.float32))
+        frac.append(f)
+    meta = {k: v for k, v in ref_ct.meta.items() if k != "administration"}
+    return {
+        "times_h": study.times_h,
+        "emission_bq_ml": np.stack(emis),
+        "ct_hu": ref_ct.array.astype(np.float32),
+        "ct_unit": ref_ct.unit,
+        "geometry": grid,
+        "ct_meta": meta,
+        "administration": study.administration,
+        "registration": quality,
+        "study": study.summary(),
+        "emission_files": [_src(tp.emission) for tp in study.time_points],
+        "fov_fraction": frac,
+        "reference": ref,
+    }
+
+
+def ct_volume(reg: dict[str, Any]) -> Volume:
+    """The reference CT (HU) with its UIDs in ``meta`` (for SEG / RT Dose references)."""
+    return Volume(reg["ct_hu"], reg["geometry"], unit=reg["ct_unit"], modality="CT",
+                  meta=dict(reg["ct_meta"]))
+
+
+def find_voi_file(study_dir: Path) -> tuple[str, Path] | None:
+    """The first DICOM SEG (else RTSTRUCT) under ``study_dir``: ``(modality, path)`` or None."""
+    import pydicom
+
+    found: dict[str, Path] = {}
+    for p in sorted(study_dir.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in ("", ".dcm"):
+            continue
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality"])
+        except Exception:
+            continue
+        mod = str(ds.get("Modality", ""))
+        if mod in ("SEG", "RTSTRUCT") and mod not in found:
+            found[mod] = p
+            if mod == "SEG":
+                break
+    for mod in ("SEG", "RTSTRUCT"):
+        if mod in found:
+            return mod, found[mod]
+    return None
+
+
+def vois_stage(study_dir: Path, reg: dict[str, Any], cfg) -> tuple[LabelMap, dict[str, Any]]:
+    """VOIs on the reference CT grid: the study's SEG/RTSTRUCT/label map, plus lesions.
+
+    Raises
+    ------
+    InputError
+        No VOI source in the study, an unknown VOI name in ``[vois]``, nothing left.
+
+    """
+    ct = ct_volume(reg)
+    grid: Geometry = reg["geometry"]
+    hit = find_voi_file(study_dir)
+    if hit is not None:
+        mod, path = hit
+        labels = read_seg(path, reference=ct) if mod == "SEG" else rtstruct_to_labelmap(path, ct)
+        source = {"modality": mod, "file": str(path)}
+    else:
+        nifti = sorted(study_dir.rglob("labels.nii*"))
+        if not nifti:
+            raise InputError("no VOIs: the study has no DICOM SEG, RTSTRUCT or labels.nii.gz "
+                             "(draw them on the reference CT)", file=study_dir, field="labels")
+        from theradose.io import read_labelmap
+        labels = read_labelmap(nifti[0])
+        source = {"modality": "NIfTI", "file": str(nifti[0])}
+    if not labels.geometry.same_as(grid):
+        labels = resample(labels, grid)
+    vcfg = cfg.section("vois")
+    known = sorted(labels.names.values())
+    for key in ("include", "exclude"):
+        bad = [v for v in vcfg[key] if v not in known]
+        if bad:
+            raise InputError(f"unknown VOI(s) {bad}; the VOIs of {Path(source['file']).name} "
+                             f"are {known}", file=cfg.source, field=f"vois.{key}")
+    keep = [n for n in known if (not vcfg["include"] or n in vcfg["include"])
+            and n not in vcfg["exclude"]]
+    masks = {n: labels.mask(n) for n in keep}
+    seg = cfg.section("segmentation")
+    if seg["lesions"] != "none":
+        from theradose.segmentation import segment_lesions
+        img = Volume(reg["emission_bq_ml"][0], grid, unit="Bq/mL", modality="NM")
+        les = segment_lesions(img, method=seg["lesions"], percent=seg["percent"],
+                              threshold=seg["threshold"], min_volume_ml=seg["min_volume_ml"],
+                              exclude=LabelMap.from_masks(masks, grid) if masks else None)
+        taken = np.zeros(grid.shape, bool)
+        for m in masks.values():
+            taken |= m
+        for name, m in les.masks().items():
+            m = m & ~taken
+            if m.any():
+                masks[name] = m
+        source["lesions"] = {"method": seg["lesions"], "n": len(les.names)}
+    if not masks:
+        raise InputError("no VOI left after [vois] include/exclude", file=cfg.source,
+                         field="vois")
+    return LabelMap.from_masks(masks, grid), source
+
+
+def _curve(fit, t_end: float) -> dict[str, list[float]]:
+    """Fitted curve of the selected model with a ±1σ band (delta method on the parameters)."""
+    from theradose.kinetics import MODELS
+
+    t = np.linspace(0.0, t_end, 80)
+    sel = fit.selected_fit
+    if sel.model in MODELS and sel.success:
+        m = MODELS[sel.model]
+        p = np.asarray(sel.params, float)
+        a = m.f(t, p)
+        if sel.covariance is not None:
+            j = m.jacobian(t, p)
+            var = np.einsum("ti,ij,tj->t", j, np.asarray(sel.covariance, float), j)
+            s = np.sqrt(np.clip(var, 0, None))
+        else:
+            s = np.zeros_like(a)
+    else:  # trapezoid / hybrid: the data joined linearly from (0, 0), then physical decay
+        tt = np.r_[0.0, fit.times_h]
+        yy = np.r_[0.0, fit.values]
+        a = np.interp(t, tt, yy)
+        late = t > tt[-1]
+        a[late] = yy[-1] * np.exp(-fit.lambda_phys_per_h * (t[late] - tt[-1]))
+        s = np.zeros_like(a)
+    return {"t_h": t.tolist(), "a_mbq": a.tolist(), "lo": np.clip(a - s, 0, None).tolist(),
+            "hi": (a + s).tolist()}
+
+
+def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
+    """Organ TACs, organ fits (TIA ± σ) and the voxel TIA map (MBq·h) on the reference grid."""
+    from theradose.kinetics import fit_tac, fit_voxels, organ_tacs
+
+    kin = cfg.section("kinetics")
+    grid: Geometry = reg["geometry"]
+    adm = reg["administration"]
+    times = np.asarray(reg["times_h"], float)
+    ct = ct_volume(reg)
+    tps = tuple(TimePoint(Volume(a, grid, unit="Bq/mL", modality="NM"), ct, float(t))
+                for a, t in zip(reg["emission_bq_ml"], times, strict=True))
+    study = Study(time_points=tps, administration=adm)
+    names = sorted(labels.names.values())
+    table = organ_tacs(study, labels, vois=names, margin_mm=kin["margin_mm"])
+    fits: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for n in names:
+        y = np.asarray(table.activity_mbq[n], float)
+        try:
+            fits[n] = fit_tac(times, y, unit="MBq", nuclide=adm.nuclide,
+                              relative_sigma=kin["relative_sigma"], models=kin["models"],
+                              criterion=kin["criterion"], max_abs_corr=kin["max_abs_corr"])
+        except (FitError, InputError) as exc:
+            failed[n] = str(exc)
+            log.warning("TAC fit of %s failed: %s", n, exc)
+    # voxel TIA map: activity per voxel (MBq) in the body and the VOIs
+    vml = grid.voxel_volume_ml
+    act = reg["emission_bq_ml"].astype(np.float64) * (vml * 1e-6)
+    mask = (reg["ct_hu"] > -950) | (labels.array > 0)
+    mask &= act.max(axis=0) > 0
+    vf = fit_voxels(times, act, mask, nuclide=adm.nuclide, models=kin["voxel_models"],
+                    relative_sigma=kin["relative_sigma"], criterion=kin["criterion"])
+    tia = np.where(mask, np.nan_to_num(np.asarray(vf.tia, float)), 0.0)
+    sig = np.where(mask, np.nan_to_num(np.asarray(vf.sigma, float)), 0.0)
+    curves = {n: _curve(f, float(max(times[-1] * 1.5, 1.0))) for n, f in fits.items()}
+    return {"table": table, "fits": fits, "failed": failed, "curves": curves,
+            "tia_map": tia.astype(np.float32), "tia_sigma": sig.astype(np.float32),
+            "voxel_provenance": dict(vf.provenance), "voxel_counts": vf.counts()}

@@ -1,0 +1,150 @@
+"""CT-to-CT registration with SimpleITK: rigid (Euler3D) and optional BSpline refinement.
+
+Both stages use the Mattes mutual information metric on a random ~10 % (rigid) or ~5 % (BSpline)
+sample of the fixed-image voxels, drawn with a fixed seed so that the result is reproducible, a
+4-2-1 multi-resolution pyramid with Gaussian smoothing (rigid) or one level on a ~12 mm working
+grid (BSpline, 60 mm control-point mesh, LBFGSB), and linear interpolation. The transforms
+follow the ITK convention: they map points of the **fixed** (reference) image to the **moving**
+image.
+
+References
+----------
+D. Mattes, D. R. Haynor, H. Vesselle, T. K. Lewellen, W. Eubank, "PET-CT image registration in
+the chest using free-form deformations", IEEE Trans. Med. Imaging 22 (2003) 120-128,
+doi:10.1109/TMI.2003.809072 (Mattes mutual information, BSpline free-form deformation).
+B. C. Lowekamp, D. T. Chen, L. Ibáñez, D. Blezek, "The design of SimpleITK", Front. Neuroinform.
+7 (2013) 45, doi:10.3389/fninf.2013.00045.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CTRegistration", "register_ct"]
+
+log = logging.getLogger("theradose")
+
+#: Settings of the rigid stage (documented in docs/registration.md).
+RIGID = {"bins": 50, "sampling": 0.10, "shrink": (4, 2, 1), "smooth_mm": (8.0, 4.0, 0.0),
+         "learning_rate": 2.0, "min_step": 1e-4, "iterations": 200, "relaxation": 0.5}
+#: Settings of the BSpline stage.
+#: One level on a working grid of ~``work_mm`` voxels (shrink = round(work_mm / finest spacing)):
+#: with 60 mm control points, finer image detail adds time, not accuracy (measured on a virtual
+#: patient at 6 mm: 2-1 pyramid 100-160 s per time point, this 17 s, residual 2.7 vs 3.0 mm).
+BSPLINE = {"bins": 50, "sampling": 0.05, "mesh_mm": 60.0, "work_mm": 12.0,
+           "smooth_mm": 4.0, "iterations": 30, "grad_tol": 1e-5}
+#: Fill value of CT outside its field of view (air), HU.
+AIR_HU = -1024.0
+
+
+@dataclass
+class CTRegistration:
+    """Result of :func:`register_ct`.
+
+    Attributes
+    ----------
+    transform : SimpleITK.Transform
+        Maps fixed (reference) LPS points (mm) to moving points (mm): Euler3D, or a
+        ``CompositeTransform`` (BSpline applied first, then the rigid part) when deformable.
+    metric_value : float
+        Final Mattes mutual information of the last stage (negative; lower is better).
+    stop : str
+        The optimiser's stopping condition.
+
+    """
+
+    transform: object
+    metric_value: float
+    stop: str
+
+
+def _clamped(image):
+    """Float32 CT clamped to [-1024, 3071] HU (bone/metal outliers do not dominate MI bins)."""
+    import SimpleITK as sitk
+
+    return sitk.Clamp(sitk.Cast(image, sitk.sitkFloat32), sitk.sitkFloat32, AIR_HU, 3071.0)
+
+
+def _method(bins: int, sampling: float, seed: int):
+    import SimpleITK as sitk
+
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(sampling, seed=int(seed) + 1)  # seed 0 means "wall clock"
+    reg.SetInterpolator(sitk.sitkLinear)
+    return reg
+
+
+def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CTRegistration:
+    """Register a moving CT to a fixed (reference) CT.
+
+    Parameters
+    ----------
+    fixed, moving : SimpleITK.Image
+        3-D CT images in HU with their LPS geometry.
+    deformable : bool
+        Refine the rigid result with a cubic BSpline (control-point mesh ~60 mm, LBFGSB).
+    seed : int
+        Seed of the random metric sampling (same seed, same transform).
+
+    Returns
+    -------
+    CTRegistration
+
+    """
+    import SimpleITK as sitk
+
+    f, m = _clamped(fixed), _clamped(moving)
+    init = sitk.CenteredTransformInitializer(
+        f, m, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    reg = _method(RIGID["bins"], RIGID["sampling"], seed)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=RIGID["learning_rate"], minStep=RIGID["min_step"],
+        numberOfIterations=RIGID["iterations"], relaxationFactor=RIGID["relaxation"],
+        gradientMagnitudeTolerance=1e-6)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel(list(RIGID["shrink"]))
+    reg.SetSmoothingSigmasPerLevel(list(RIGID["smooth_mm"]))
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    reg.SetInitialTransform(init, inPlace=False)
+    rigid = _as_euler(reg.Execute(f, m))
+    metric = float(reg.GetMetricValue())
+    stop = reg.GetOptimizerStopConditionDescription()
+    log.debug("rigid registration: metric %.4f, %s", metric, stop)
+    if not deformable:
+        return CTRegistration(rigid, metric, stop)
+
+    extent = np.asarray(f.GetSize()) * np.asarray(f.GetSpacing())
+    mesh = np.maximum(1, np.rint(extent / BSPLINE["mesh_mm"])).astype(int).tolist()
+    bspline = sitk.BSplineTransformInitializer(f, mesh, order=3)
+    reg = _method(BSPLINE["bins"], BSPLINE["sampling"], seed)
+    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=BSPLINE["grad_tol"],
+                             numberOfIterations=BSPLINE["iterations"],
+                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=200,
+                             costFunctionConvergenceFactor=1e7)
+    shrink = max(1, int(np.rint(BSPLINE["work_mm"] / min(f.GetSpacing()))))
+    reg.SetShrinkFactorsPerLevel([shrink])
+    reg.SetSmoothingSigmasPerLevel([BSPLINE["smooth_mm"]])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    reg.SetMovingInitialTransform(rigid)
+    reg.SetInitialTransform(bspline, inPlace=True)
+    reg.Execute(f, m)
+    metric = float(reg.GetMetricValue())
+    stop = reg.GetOptimizerStopConditionDescription()
+    log.debug("BSpline registration: metric %.4f, %s", metric, stop)
+    # CompositeTransform applies its list last-to-first: the BSpline (fixed space), then rigid.
+    return CTRegistration(sitk.CompositeTransform([rigid, bspline]), metric, stop)
+
+
+def _as_euler(transform):
+    """The Euler3DTransform inside what ``ImageRegistrationMethod.Execute`` returned."""
+    import SimpleITK as sitk
+
+    t = transform
+    while isinstance(t, sitk.CompositeTransform) or t.GetName() == "CompositeTransform":
+        t = sitk.CompositeTransform(t).GetNthTransform(0)
+    return sitk.Euler3DTransform(t)
