@@ -53,6 +53,11 @@ def test_toml_overrides(tmp_path):
     ({"study": {"calibration_cps_per_mbq": "x"}}, "study.calibration_cps_per_mbq", "number"),
     ({"study": {"nuclide": 177}}, "study.nuclide", "string"),
     ({"outputs": "all"}, "outputs", "expected a table"),
+    ({"kinetics": {"pvc": "rc"}}, "kinetics.pvc", "expected one of"),
+    ({"kinetics": {"pvc": "gtm"}}, "kinetics.fwhm_mm", "needs the system FWHM"),
+    ({"kinetics": {"pvc": "gtm", "fwhm_mm": 11, "margin_mm": 5}}, "kinetics.margin_mm",
+     "use one of them"),
+    ({"kinetics": {"fwhm_mm": 0}}, "kinetics.fwhm_mm", "> 0"),
 ])
 def test_invalid_values_name_the_key(data, field, match, tmp_path):
     p = tmp_path / "bad.toml"

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                      "min_volume_ml": 0.5},
     "kinetics": {"models": ["mono", "bi_uptake", "bi", "tri_uptake"], "criterion": "aicc",
                  "margin_mm": 0.0, "relative_sigma": 0.1, "max_abs_corr": None,
-                 "voxel_models": ["mono", "bi_uptake"]},
+                 "voxel_models": ["mono", "bi_uptake"], "pvc": "none", "fwhm_mm": None},
     "dose": {"engines": ["kernel", "organ_svalues"], "kernel": {}, "montecarlo": {},
              "led": {}, "phantom": "auto"},
     "radiobiology": {"enabled": True},
@@ -36,10 +36,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _LESION_METHODS = ("none", "percent_max", "suv_threshold", "region_growing")
+_PVC = ("none", "gtm")
 _ENGINES = ("kernel", "organ_svalues", "montecarlo", "led")
 _PHANTOMS = ("auto", "adult_male", "adult_female")
 _TYPES: dict[str, tuple[type, ...]] = {
     "calibration_cps_per_mbq": (int, float), "injected_activity_mbq": (int, float),
+    "fwhm_mm": (int, float), "pvc": (str,),
     "nuclide": (str,), "injection_time": (str,), "threshold": (int, float),
 }
 
@@ -57,7 +59,8 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
             raise _fail(file, name, f"expected true or false, got {value!r}")
         return value
     if isinstance(default, int | float) or key in ("threshold", "calibration_cps_per_mbq",
-                                                    "injected_activity_mbq", "max_abs_corr"):
+                                                    "injected_activity_mbq", "max_abs_corr",
+                                                    "fwhm_mm"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(file, name, f"expected a number, got {value!r}")
         if isinstance(default, int) and not isinstance(default, bool) and key in (
@@ -156,6 +159,16 @@ class PipelineConfig:
         if full["dose"]["phantom"] not in _PHANTOMS:
             raise _fail(file, "dose.phantom", f"got {full['dose']['phantom']!r}; accepted: "
                         f"{', '.join(_PHANTOMS)}")
+        if full["kinetics"]["pvc"] not in _PVC:
+            raise _fail(file, "kinetics.pvc", f"expected one of {list(_PVC)}, got "
+                        f"{full['kinetics']['pvc']!r}")
+        if full["kinetics"]["pvc"] == "gtm":
+            if full["kinetics"]["fwhm_mm"] is None:
+                raise _fail(file, "kinetics.fwhm_mm", "pvc = 'gtm' needs the system FWHM "
+                            "(mm) of the emission images")
+            if full["kinetics"]["margin_mm"] != 0:
+                raise _fail(file, "kinetics.margin_mm", "a VOI margin and GTM correction "
+                            "both recover spill-out: use one of them (margin_mm = 0 with gtm)")
         if full["kinetics"]["criterion"] not in ("aicc", "bic"):
             raise _fail(file, "kinetics.criterion",
                         f"got {full['kinetics']['criterion']!r}; accepted: aicc, bic")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from theradose.io import prepare_output
 
@@ -98,11 +101,16 @@ def run_demo(out: str | Path, *, seed: int = 0, voxel_mm: float = 5.0, noise: bo
                                                   truth_dose=("kernel",)))
     cal = next(a["calibration_cps_per_mbq"] for a in vp.truth["acquisitions"]
                if a["modality"] == "NM")
-    fwhm = next(a["fwhm_mm"] for a in vp.truth["acquisitions"] if a["modality"] == "NM")
+    nm = next(a for a in vp.truth["acquisitions"] if a["modality"] == "NM")
+    # effective resolution of the images the pipeline sees: the camera FWHM combined with the
+    # box blur of the SPECT voxels and of the reference grid they are resampled to (variance
+    # w²/12 each, converted to FWHM² by 8 ln 2)
+    fwhm = math.sqrt(nm["fwhm_mm"] ** 2 + 8 * math.log(2) * (
+        float(np.mean(nm["voxel_mm"])) ** 2 + voxel_mm ** 2) / 12.0)
     cfg: dict[str, Any] = {"study": {"calibration_cps_per_mbq": cal},
-                           # no PVC yet: a margin of ~ the system FWHM recovers spill-out
-                           # (docs/kinetics-tac-stp.md)
-                           "kinetics": {"margin_mm": float(fwhm)}}
+                           # GTM partial-volume correction with the system FWHM (a user
+                           # gives their camera's; docs/pipeline.md)
+                           "kinetics": {"pvc": "gtm", "fwhm_mm": float(fwhm)}}
     for sec, vals in (config or {}).items():
         cfg.setdefault(sec, {}).update(vals)
     results = run_pipeline(vp.dicom, out / "results", cfg, overwrite=overwrite)

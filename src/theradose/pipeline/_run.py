@@ -104,6 +104,16 @@ def _dvh_entry(dose: Volume, labels, name: str) -> dict[str, Any] | None:
             "curve": {"dose_gy": edges[idx].tolist(), "volume_fraction": cum[idx].tolist()}}
 
 
+def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
+    """The VOI's partial-volume correction record (method, factors per time point)."""
+    if not pvc.get("applied"):
+        return {"applied": False}
+    return {"applied": True, "method": pvc["method"], "fwhm_mm": pvc["fwhm_mm"],
+            "reference": pvc["reference"],
+            "corrected_over_observed": pvc["corrected_over_observed"].get(name),
+            "voxel_scale": pvc.get("voxel_scale", {}).get(name)}
+
+
 def _bed_entry(fit, dose_gy: float, tia: float, name: str) -> dict[str, Any]:
     from theradose.radiobiology import bed_from_fit, get_tissue
 
@@ -271,7 +281,7 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
             "dose_gy": {e: {"value": _num(v[name][0]), "sd": _num(v[name][1])}
                         for e, v in per_voi.items() if name in v},
             "dvh": _dvh_entry(dose_map, labels, name) if dose_map is not None else None,
-            "pvc": {"applied": False},
+            "pvc": _pvc_entry(kin.get("pvc", {"applied": False}), name),
         }
         if rad and fit and primary and name in per_voi.get(primary, {}):
             entry["bed_gy"] = _bed_entry(fit, per_voi[primary][name][0], float(fit.tia), name)
