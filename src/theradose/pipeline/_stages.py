@@ -303,19 +303,15 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
     """
     from dataclasses import replace
 
-    from theradose.segmentation import gtm_correct
+    from theradose.segmentation import gtm_correct_series
 
     grid: Geometry = reg["geometry"]
     masks = {n: labels.mask(n).astype(np.float64) for n in names}
     body = (reg["ct_hu"] > -950) & (labels.array == 0)
     masks["__background__"] = body.astype(np.float64)
-    act = {n: np.zeros(len(reg["times_h"])) for n in names}
-    conc = {n: np.zeros(len(reg["times_h"])) for n in names}
-    for i, img in enumerate(reg["emission_bq_ml"]):
-        c = gtm_correct(np.asarray(img, float), masks, grid.spacing_mm, fwhm_mm)
-        for n in names:
-            conc[n][i] = max(c[n], 0.0)
-            act[n][i] = conc[n][i] * float(masks[n].sum()) * grid.voxel_volume_ml * 1e-6
+    c = gtm_correct_series(list(reg["emission_bq_ml"]), masks, grid.spacing_mm, fwhm_mm)
+    conc = {n: np.maximum(c[n], 0.0) for n in names}
+    act = {n: conc[n] * float(masks[n].sum()) * grid.voxel_volume_ml * 1e-6 for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
                  zip(act[n], table.activity_mbq[n], strict=True)] for n in names}
     prov = {**table.provenance, "pvc": {"method": "GTM (Rousset et al. J Nucl Med "

@@ -14,12 +14,12 @@ totalsegmentator, TOTALSEG_RENAME
 recovery_coefficient, apply_recovery, VOLUME_GRID_ML, FWHM_GRID_MM
     Partial-volume correction: recovery coefficients of spheres from a simulated imaging system
     (Gaussian PSF, voxelisation), and their application to TAC tables.
-gtm_matrix, gtm_correct
+gtm_matrix, gtm_correct, gtm_correct_series
     Geometric transfer matrix PVC (Rousset et al. 1998): regional concentrations corrected for
     spill-out and spill-in between VOIs.
 """
 
-from theradose.segmentation._gtm import gtm_correct, gtm_matrix
+from theradose.segmentation._gtm import gtm_correct, gtm_correct_series, gtm_matrix
 from theradose.segmentation._import import import_masks
 from theradose.segmentation._lesions import segment_lesions
 from theradose.segmentation._matching import match_lesions
@@ -37,6 +37,7 @@ __all__ = [
     "VOLUME_GRID_ML",
     "apply_recovery",
     "gtm_correct",
+    "gtm_correct_series",
     "gtm_matrix",
     "import_masks",
     "match_lesions",

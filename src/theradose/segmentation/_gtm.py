@@ -37,7 +37,11 @@ from scipy.ndimage import gaussian_filter
 
 from theradose.errors import InputError, TheradoseWarning
 
-__all__ = ["gtm_correct", "gtm_matrix"]
+__all__ = [
+    "gtm_correct",
+    "gtm_correct_series",
+    "gtm_matrix",
+]
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548
 #: Condition number of ``W`` above which the system is solved by least squares with a warning.
@@ -184,15 +188,34 @@ def gtm_correct(image: np.ndarray, masks: Mapping[str, np.ndarray], spacing_mm: 
     ----------
     Rousset, Ma, Evans, J. Nucl. Med. 39 (1998) 904-911.
     """
-    img = np.asarray(image, dtype=np.float64)
+    series = gtm_correct_series([image], masks, spacing_mm, fwhm_mm)
+    return {name: float(v[0]) for name, v in series.items()}
+
+
+def gtm_correct_series(images: Sequence[np.ndarray], masks: Mapping[str, np.ndarray],
+                       spacing_mm: Sequence[float], fwhm_mm: float) -> dict[str, np.ndarray]:
+    """Corrected mean concentrations of several images of one region set (GTM).
+
+    :func:`gtm_correct` for e.g. the time points of a registered study: the transfer matrix
+    is built and its condition checked once, not per image.
+
+    Returns
+    -------
+    dict of str to (len(images),) ndarray
+        Corrected mean concentration per region and image.
+    """
     names, w = gtm_matrix(masks, spacing_mm, fwhm_mm)
-    shape = np.shape(next(iter(masks.values())))
-    if img.shape != shape:
-        raise InputError(f"has shape {img.shape}, the masks {shape}; the masks must be on the "
-                         "emission grid", field="image")
-    if not np.all(np.isfinite(img)):
-        raise InputError("holds non-finite values (NaN or inf)", field="image")
-    t = _weighted_means([np.asarray(masks[k], dtype=np.float64) for k in masks], img)
+    arrays = [np.asarray(masks[k], dtype=np.float64) for k in masks]
+    shape = arrays[0].shape
+    t = np.empty((len(names), len(images)))
+    for i, image in enumerate(images):
+        img = np.asarray(image, dtype=np.float64)
+        if img.shape != shape:
+            raise InputError(f"has shape {img.shape}, the masks {shape}; the masks must be on "
+                             "the emission grid", field="image")
+        if not np.all(np.isfinite(img)):
+            raise InputError("holds non-finite values (NaN or inf)", field="image")
+        t[:, i] = _weighted_means(arrays, img)
     cond = np.linalg.cond(w)
     if not cond <= COND_MAX:
         warnings.warn(f"geometric transfer matrix is ill-conditioned (cond = {cond:.3g} > "
@@ -201,4 +224,4 @@ def gtm_correct(image: np.ndarray, masks: Mapping[str, np.ndarray], spacing_mm: 
         c = np.linalg.lstsq(w, t, rcond=None)[0]
     else:
         c = np.linalg.solve(w, t)
-    return {name: float(v) for name, v in zip(names, c, strict=True)}
+    return {name: c[j] for j, name in enumerate(names)}
