@@ -18,14 +18,9 @@ import numpy as np
 from scipy import ndimage
 
 from theradose.errors import InputError
-from theradose.volume import Geometry, Volume
+from theradose.volume import Volume
 
 __all__ = ["add_margins"]
-
-
-def _same_grid(a: Geometry, b: Geometry) -> bool:
-    return (a.shape == b.shape and np.allclose(a.spacing_mm, b.spacing_mm)
-            and np.allclose(a.origin_mm, b.origin_mm) and np.allclose(a.direction, b.direction))
 
 
 def add_margins(masks: dict[str, Volume], margin_mm: float, *, exclusive: bool = True,
@@ -74,7 +69,7 @@ def add_margins(masks: dict[str, Volume], margin_mm: float, *, exclusive: bool =
         grown[core] = arr[sl][core]
         if exclusive:
             for other, o in masks.items():
-                if other != name and _same_grid(o.geometry, m.geometry):
+                if other != name and o.geometry.same_as(m.geometry):
                     theirs = np.asarray(o.array[sl]) >= 0.5
                     grown[theirs & ~core] = 0.0
         full = np.zeros_like(arr)
