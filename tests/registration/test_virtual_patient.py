@@ -11,6 +11,7 @@ from theradose.errors import TheradoseWarning
 from theradose.io import load_study
 from theradose.phantoms import SimulationConfig, simulate_patient
 from theradose.phantoms._imaging_motion import PatientMotion
+from theradose.pipeline._demo import _best_rigid  # Kabsch 1976 least-squares rigid fit
 from theradose.registration import register_study
 
 
@@ -33,15 +34,6 @@ def _invert(motion: PatientMotion, p: np.ndarray) -> np.ndarray:
         x -= motion.transform_points(x) - p
     assert np.abs(motion.transform_points(x) - p).max() < 1e-6
     return x
-
-
-def _best_rigid(p: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Least-squares rigid map of p onto x (Kabsch 1976, doi:10.1107/S0567739476001873)."""
-    pc, xc = p.mean(0), x.mean(0)
-    u, _, vt = np.linalg.svd((p - pc).T @ (x - xc))
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))])
-    r = vt.T @ d @ u.T
-    return (p - pc) @ r.T + xc
 
 
 def test_rigid_residual_vs_truth_motion(case):

@@ -48,6 +48,8 @@ class SimulationConfig:
         CT / anatomy grid spacing (mm).
     n_lesions : int or None
         Number of lesions; None draws it.
+    lesion_volume_ml : (float, float)
+        Range of the lesion volumes (mL); each volume is drawn log-uniformly in it.
     noise, motion : bool
         Poisson/CT noise and resolution; repositioning/deformation between time points. Both
         False gives noiseless, motion-free images for truth tests.
@@ -70,6 +72,7 @@ class SimulationConfig:
     pet_days_before: float = 7.0
     voxel_mm: float = 3.0
     n_lesions: int | None = None
+    lesion_volume_ml: tuple[float, float] = (0.5, 100.0)
     noise: bool = True
     motion: bool = True
     spect_output: str = "counts"
@@ -103,12 +106,22 @@ class SimulationConfig:
                 raise InputError(f"must be > 0, got {getattr(self, name)!r}", field=name)
         if self.n_lesions is not None and self.n_lesions < 0:
             raise InputError(f"must be ≥ 0, got {self.n_lesions}", field="n_lesions")
+        try:
+            lo, hi = (float(v) for v in self.lesion_volume_ml)
+        except (TypeError, ValueError):
+            raise InputError(f"must be (min, max) in mL, got {self.lesion_volume_ml!r}",
+                             field="lesion_volume_ml") from None
+        if not 0.05 <= lo <= hi <= 1000.0:
+            raise InputError(f"must be (min, max) with 0.05 <= min <= max <= 1000 mL, got "
+                             f"{self.lesion_volume_ml!r}", field="lesion_volume_ml")
+        object.__setattr__(self, "lesion_volume_ml", (lo, hi))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         d = asdict(self)
         d["times_h"] = list(self.times_h)
         d["truth_dose"] = list(self.truth_dose)
+        d["lesion_volume_ml"] = list(self.lesion_volume_ml)
         return d
 
     @classmethod
@@ -118,7 +131,7 @@ class SimulationConfig:
         bad = sorted(set(d) - known)
         if bad:
             raise InputError(f"unknown keys {bad}; accepted: {sorted(known)}", field="config")
-        return cls(**{k: tuple(v) if k in ("times_h", "truth_dose") else v
+        return cls(**{k: tuple(v) if k in ("times_h", "truth_dose", "lesion_volume_ml") else v
                       for k, v in d.items()})
 
 

@@ -131,7 +131,8 @@ def _anatomy(cfg: SimulationConfig, rng: dict[str, np.random.Generator]) -> Anat
         n = int(rng["lesions"].integers(2, 7))
     if n == 0:
         return anat
-    return add_lesions(anat, rng["lesions"], n=n, sites=sites)
+    return add_lesions(anat, rng["lesions"], n=n, sites=sites,
+                       volume_ml_range=cfg.lesion_volume_ml)
 
 
 def _region_volumes(labels: LabelMap) -> dict[str, float]:
@@ -383,10 +384,18 @@ def _lesion_sites(anat: Anatomy) -> dict[str, str]:
             enumerate(anat.params.get("lesions", []), start=1)}
 
 
+#: Groups not written as one segment: the skeleton and the blood pools (no organ VOI a user
+#: draws) and the lesions (one segment per lesion, as a physician contours them).
+_NOT_SEGMENTED = ("skeleton", "blood", "lesions")
+
+
 def _segment_names(anat: Anatomy) -> list[str]:
-    """Organ-level VOIs written to SEG/RTSTRUCT: groups, plus fine regions in no group."""
-    grouped = {r for members in anat.groups.values() for r in members}
-    names = [g for g in anat.groups if g not in ("skeleton", "salivary_glands", "blood")]
+    """Organ-level VOIs written to SEG/RTSTRUCT.
+
+    Groups (salivary glands included), each lesion, plus fine regions in no group.
+    """
+    grouped = {r for g, members in anat.groups.items() if g != "lesions" for r in members}
+    names = [g for g in anat.groups if g not in _NOT_SEGMENTED]
     names += [n for n in anat.labels.names.values() if n not in grouped and n != "body"]
     return sorted(set(names))
 

@@ -69,7 +69,8 @@ def truth_doses(tia: Volume, density: Volume, labels: LabelMap,
     maps : dict of str to Volume
         Dose map (Gy) per engine, σ in ``Volume.sigma``.
     record : dict
-        ``{engine: {"organs": {organ: {"mean_gy", "sigma_gy", "mass_g"}}, "provenance"}}``.
+        ``{engine: {"organs": {organ: {"mean_gy", "sigma_gy", "mass_g"}},
+        "regions": {fine region: {"mean_gy"}}, "provenance"}}``.
     """
     from theradose.dose import get_engine
 
@@ -89,6 +90,17 @@ def truth_doses(tia: Volume, density: Volume, labels: LabelMap,
         record[name] = {
             "organs": {v.name: {"mean_gy": v.mean_gy, "sigma_gy": v.sigma_gy,
                                 "mass_g": v.mass_g} for v in res.voi},
+            "regions": _region_means(res.dose.array, density.array, labels),
             "provenance": res.to_dict().get("provenance", {}),
         }
     return maps, record
+
+
+def _region_means(dose: np.ndarray, density: np.ndarray, labels: LabelMap) -> dict[str, Any]:
+    """Mass-weighted mean dose (Gy) of every fine region (lesions one by one, for instance)."""
+    lab = labels.array.ravel()
+    n = max(labels.names, default=0) + 1
+    m = np.bincount(lab, weights=density.ravel(), minlength=n)
+    e = np.bincount(lab, weights=(dose * density).ravel(), minlength=n)
+    return {name: {"mean_gy": float(e[v] / m[v])} for v, name in labels.names.items()
+            if m[v] > 0}

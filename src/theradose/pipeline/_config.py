@@ -28,20 +28,24 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                      "min_volume_ml": 0.5},
     "kinetics": {"models": ["mono", "bi_uptake", "bi", "tri_uptake"], "criterion": "aicc",
                  "margin_mm": 0.0, "relative_sigma": 0.1, "max_abs_corr": None,
-                 "voxel_models": ["mono", "bi_uptake"], "pvc": "none", "fwhm_mm": None},
+                 "voxel_models": ["mono", "bi_uptake"], "pvc": "none", "fwhm_mm": None,
+                 "gtm_roi_margin_mm": None, "gtm_shell_mm": None, "gtm_guard_mm": None},
     "dose": {"engines": ["kernel", "organ_svalues"], "kernel": {}, "montecarlo": {},
              "led": {}, "phantom": "auto"},
     "radiobiology": {"enabled": True},
     "outputs": {"nifti": True, "rtdose": True, "seg": True, "report": True},
 }
 
+#: Number keys for which 0 is allowed (margins, shell thickness).
+_ZERO_OK = ("margin_mm", "gtm_roi_margin_mm", "gtm_shell_mm", "gtm_guard_mm")
 _LESION_METHODS = ("none", "percent_max", "suv_threshold", "region_growing")
 _PVC = ("none", "gtm")
 _ENGINES = ("kernel", "organ_svalues", "montecarlo", "led")
 _PHANTOMS = ("auto", "adult_male", "adult_female")
 _TYPES: dict[str, tuple[type, ...]] = {
     "calibration_cps_per_mbq": (int, float), "injected_activity_mbq": (int, float),
-    "fwhm_mm": (int, float), "pvc": (str,),
+    "fwhm_mm": (int, float), "pvc": (str,), "gtm_roi_margin_mm": (int, float),
+    "gtm_shell_mm": (int, float), "gtm_guard_mm": (int, float),
     "nuclide": (str,), "injection_time": (str,), "threshold": (int, float),
 }
 
@@ -60,7 +64,7 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
         return value
     if isinstance(default, int | float) or key in ("threshold", "calibration_cps_per_mbq",
                                                     "injected_activity_mbq", "max_abs_corr",
-                                                    "fwhm_mm"):
+                                                    "fwhm_mm", *_ZERO_OK):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(file, name, f"expected a number, got {value!r}")
         if isinstance(default, int) and not isinstance(default, bool) and key in (
@@ -68,9 +72,9 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
             if int(value) != value or value < 0:
                 raise _fail(file, name, f"expected an integer >= 0, got {value!r}")
             return int(value)
-        if key not in ("margin_mm",) and value <= 0 and key != "threshold":
+        if key not in _ZERO_OK and value <= 0 and key != "threshold":
             raise _fail(file, name, f"expected a number > 0, got {value!r}")
-        if key == "margin_mm" and value < 0:
+        if key in _ZERO_OK and value < 0:
             raise _fail(file, name, f"expected a number >= 0 (mm), got {value!r}")
         if key == "percent" and not 0 < value < 100:
             raise _fail(file, name, f"expected a percentage in (0, 100), got {value!r}")

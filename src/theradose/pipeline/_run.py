@@ -110,6 +110,10 @@ def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
         return {"applied": False}
     return {"applied": True, "method": pvc["method"], "fwhm_mm": pvc["fwhm_mm"],
             "reference": pvc["reference"],
+            **{k: pvc.get(k) for k in ("roi_margin_mm", "shell_mm", "guard_mm")},
+            "split": name in pvc.get("split_vois", []),
+            "guarded_against": pvc.get("guarded_vois", {}).get(name, []),
+            "clipped_negative": name in pvc.get("clipped_negative", []),
             "corrected_over_observed": pvc["corrected_over_observed"].get(name),
             "voxel_scale": pvc.get("voxel_scale", {}).get(name)}
 

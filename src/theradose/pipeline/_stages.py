@@ -92,7 +92,8 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
         r = register_study(study, reference=ref, deformable=reg["deformable"],
                            include_pet=False, seed=reg["seed"])
         tps = r.study.time_points
-        quality = [q.to_dict() if hasattr(q, "to_dict") else dict(vars(q)) for q in r.quality]
+        # per time point: quality and the rigid transform (reference -> time point, ITK)
+        quality = r.to_dict()["time_points"]
     ref_ct = tps[ref].ct
     grid = ref_ct.geometry
     emis, frac = [], []
@@ -255,7 +256,7 @@ def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]
     table = organ_tacs(study, labels, vois=names, margin_mm=kin["margin_mm"])
     pvc: dict[str, Any] = {"applied": False}
     if kin["pvc"] == "gtm":
-        table, pvc = _gtm_table(table, reg, labels, names, float(kin["fwhm_mm"]))
+        table, pvc = _gtm_table(table, reg, labels, names, kin)
     fits: dict[str, Any] = {}
     failed: dict[str, str] = {}
     for n in names:
@@ -295,29 +296,49 @@ def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]
 
 
 def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
-               fwhm_mm: float):
+               kin: dict[str, Any]):
     """Organ activities corrected by the geometric transfer matrix (Rousset et al. 1998).
 
-    Regions: every VOI plus the rest of the body (CT > -950 HU) as background, on the
-    registered emission grid; corrected mean concentration × VOI volume = activity.
+    Sources: every VOI (split into core and shell when thick enough) plus the rest of the body
+    (CT > -950 HU) as background; measurement ROIs: the VOIs grown by a margin shared out by
+    nearest VOI, less a guard band next to VOIs more than twice as hot in the reference image,
+    the rest of the field of view for the background
+    (:func:`theradose.segmentation.gtm_regions`). Corrected total per VOI = Σ concentration ×
+    volume of its sub-regions.
     """
     from dataclasses import replace
 
-    from theradose.segmentation import gtm_correct_series
+    from theradose.segmentation import gtm_regions, gtm_voi_totals
 
     grid: Geometry = reg["geometry"]
-    masks = {n: labels.mask(n).astype(np.float64) for n in names}
-    body = (reg["ct_hu"] > -950) & (labels.array == 0)
-    masks["__background__"] = body.astype(np.float64)
-    c = gtm_correct_series(list(reg["emission_bq_ml"]), masks, grid.spacing_mm, fwhm_mm)
-    conc = {n: np.maximum(c[n], 0.0) for n in names}
-    act = {n: conc[n] * float(masks[n].sum()) * grid.voxel_volume_ml * 1e-6 for n in names}
+    fwhm_mm = float(kin["fwhm_mm"])
+    keep = {v: n for v, n in labels.names.items() if n in names}
+    body = reg["ct_hu"] > -950
+    regions = gtm_regions(labels.array, keep, body, grid.spacing_mm, fwhm_mm,
+                          roi_margin_mm=kin["gtm_roi_margin_mm"],
+                          shell_mm=kin["gtm_shell_mm"],
+                          reference_image=reg["emission_bq_ml"][int(reg["reference"])],
+                          guard_mm=kin["gtm_guard_mm"])
+    tot = gtm_voi_totals(list(reg["emission_bq_ml"]), regions, grid.spacing_mm)
+    act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
+    vml = {n: float(labels.mask(n).sum()) * grid.voxel_volume_ml for n in names}
+    conc = {n: act[n] * 1e6 / vml[n] for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
                  zip(act[n], table.activity_mbq[n], strict=True)] for n in names}
+    negative = sorted(n for n in names if np.any(tot[n] < 0))
+    if negative:
+        log.warning("GTM gave a negative activity for %s (clipped at 0): the VOI is much "
+                    "smaller than the resolution or its surroundings are not uniform",
+                    ", ".join(negative))
+    settings = dict(regions.settings)
     prov = {**table.provenance, "pvc": {"method": "GTM (Rousset et al. J Nucl Med "
-                                        "1998;39:904-911)", "fwhm_mm": fwhm_mm}}
+                                        "1998;39:904-911)", **settings}}
     new = replace(table, activity_mbq=act, concentration_bq_ml=conc, provenance=prov)
     return new, {"applied": True, "method": "gtm", "fwhm_mm": fwhm_mm,
                  "reference": "Rousset OG, Ma Y, Evans AC. J Nucl Med 1998;39:904-911",
                  "background": "body (CT > -950 HU) outside every VOI",
-                 "corrected_over_observed": ratio}
+                 "roi_margin_mm": settings["roi_margin_mm"], "shell_mm": settings["shell_mm"],
+                 "min_core_ml": settings["min_core_ml"], "split_vois": settings["split"],
+                 "guard_mm": settings["guard_mm"], "guard_ratio": settings["guard_ratio"],
+                 "guarded_vois": settings["guarded"],
+                 "clipped_negative": negative, "corrected_over_observed": ratio}

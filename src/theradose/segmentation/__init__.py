@@ -16,10 +16,14 @@ recovery_coefficient, apply_recovery, VOLUME_GRID_ML, FWHM_GRID_MM
     (Gaussian PSF, voxelisation), and their application to TAC tables.
 gtm_matrix, gtm_correct, gtm_correct_series
     Geometric transfer matrix PVC (Rousset et al. 1998): regional concentrations corrected for
-    spill-out and spill-in between VOIs.
+    spill-out and spill-in between VOIs; optional measurement ROIs.
+gtm_regions, gtm_voi_totals, GTMRegions
+    GTM on VOIs for organ activity: VOIs split into core and shell, ROIs grown by a margin
+    shared out by nearest VOI; corrected totals per VOI.
 """
 
 from theradose.segmentation._gtm import gtm_correct, gtm_correct_series, gtm_matrix
+from theradose.segmentation._gtm_regions import GTMRegions, gtm_regions, gtm_voi_totals
 from theradose.segmentation._import import import_masks
 from theradose.segmentation._lesions import segment_lesions
 from theradose.segmentation._matching import match_lesions
@@ -35,10 +39,13 @@ __all__ = [
     "FWHM_GRID_MM",
     "TOTALSEG_RENAME",
     "VOLUME_GRID_ML",
+    "GTMRegions",
     "apply_recovery",
     "gtm_correct",
     "gtm_correct_series",
     "gtm_matrix",
+    "gtm_regions",
+    "gtm_voi_totals",
     "import_masks",
     "match_lesions",
     "recovery_coefficient",

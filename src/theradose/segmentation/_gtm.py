@@ -99,12 +99,26 @@ def _check_masks(masks) -> tuple[tuple[str, ...], list[np.ndarray]]:
     return tuple(names), arrays
 
 
-def _weighted_means(arrays: Sequence[np.ndarray], image: np.ndarray) -> np.ndarray:
-    return np.array([np.sum(f * image) / np.sum(f) for f in arrays])
+def _sparse(arrays: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(flat indices, weights, weight sum) of each occupancy array (only its non-zero voxels)."""
+    out = []
+    for f in arrays:
+        idx = np.flatnonzero(f)
+        w = f.ravel()[idx]
+        out.append((idx, w, float(w.sum())))
+    return out
+
+
+def _weighted_means(arrays, image: np.ndarray) -> np.ndarray:
+    """Occupancy-weighted mean of ``image`` over each array (dense arrays or :func:`_sparse`)."""
+    flat = np.asarray(image).ravel()
+    sp = arrays if arrays and isinstance(arrays[0], tuple) else _sparse(arrays)
+    return np.array([np.dot(w, flat[idx]) / tot for idx, w, tot in sp])
 
 
 def gtm_matrix(masks: Mapping[str, np.ndarray], spacing_mm: Sequence[float],
-               fwhm_mm: float) -> tuple[tuple[str, ...], np.ndarray]:
+               fwhm_mm: float, *, rois: Mapping[str, np.ndarray] | None = None,
+               ) -> tuple[tuple[str, ...], np.ndarray]:
     """Geometric transfer matrix of a set of regions imaged with a Gaussian PSF.
 
     Parameters
@@ -118,14 +132,19 @@ def gtm_matrix(masks: Mapping[str, np.ndarray], spacing_mm: Sequence[float],
         Voxel size ``(x, y, z)``, mm.
     fwhm_mm : float
         FWHM of the isotropic 3-D Gaussian PSF, mm (> 0).
+    rois : mapping of str to (nz, ny, nx) ndarray, optional
+        Measurement ROI of each region (same keys as ``masks``), when the region where the
+        image is measured differs from the region that holds the activity (Rousset et al. 1998
+        allow any ROI set). Default: the regions themselves. See :func:`gtm_regions` for ROIs
+        grown by a margin, which keep the spill-out of each region.
 
     Returns
     -------
     names : tuple of str
         Region names, the order of the rows and columns of ``W``.
     W : (n, n) ndarray
-        ``W[j, i]`` = occupancy-weighted mean over region ``j`` of region ``i``'s mask blurred by
-        the PSF: the fraction of region ``i``'s concentration seen in region ``j``.
+        ``W[j, i]`` = occupancy-weighted mean over ROI ``j`` of region ``i``'s mask blurred by
+        the PSF: the fraction of region ``i``'s concentration seen in ROI ``j``.
 
     Raises
     ------
@@ -140,18 +159,37 @@ def gtm_matrix(masks: Mapping[str, np.ndarray], spacing_mm: Sequence[float],
     fwhm = _check_fwhm(fwhm_mm)
     sx, sy, sz = _check_spacing(spacing_mm)
     names, arrays = _check_masks(masks)
+    measure = _check_rois(rois, names, arrays)
     sigma_mm = fwhm / FWHM_PER_SIGMA
     sigma_vox = (sigma_mm / sz, sigma_mm / sy, sigma_mm / sx)  # array axes [z, y, x]
     n = len(arrays)
     w = np.empty((n, n))
+    measure = _sparse(measure)
     for i, fi in enumerate(arrays):
         rsf = gaussian_filter(fi, sigma_vox, mode="constant")
-        w[:, i] = _weighted_means(arrays, rsf)
+        w[:, i] = _weighted_means(measure, rsf)
     return names, w
 
 
+def _check_rois(rois, names: tuple[str, ...], arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """The measurement ROIs in the order of ``names`` (the regions when ``rois`` is None)."""
+    if rois is None:
+        return arrays
+    if not isinstance(rois, Mapping) or set(rois) != set(names):
+        got = sorted(rois) if isinstance(rois, Mapping) else type(rois).__name__
+        raise InputError(f"must map the same names as masks {sorted(names)}, got {got}",
+                         field="rois")
+    rnames, rarrays = _check_masks({k: rois[k] for k in names})
+    for name, r in zip(rnames, rarrays, strict=True):
+        if r.shape != arrays[0].shape:
+            raise InputError(f"ROI {name!r} has shape {r.shape}, the masks {arrays[0].shape}",
+                             field="rois")
+    return rarrays
+
+
 def gtm_correct(image: np.ndarray, masks: Mapping[str, np.ndarray], spacing_mm: Sequence[float],
-                fwhm_mm: float) -> dict[str, float]:
+                fwhm_mm: float, *, rois: Mapping[str, np.ndarray] | None = None,
+                ) -> dict[str, float]:
     """Partial-volume-corrected mean concentration of each region (GTM method).
 
     Parameters
@@ -165,12 +203,14 @@ def gtm_correct(image: np.ndarray, masks: Mapping[str, np.ndarray], spacing_mm: 
         Voxel size ``(x, y, z)``, mm.
     fwhm_mm : float
         FWHM of the isotropic 3-D Gaussian PSF, mm (> 0).
+    rois : mapping of str to (nz, ny, nx) ndarray, optional
+        Measurement ROIs (see :func:`gtm_matrix`); default: the regions.
 
     Returns
     -------
     dict of str to float
         Corrected mean concentration per region, ``c = W⁻¹ t`` with ``t_j`` the observed
-        occupancy-weighted mean over region ``j``.
+        occupancy-weighted mean over ROI ``j``.
 
     Raises
     ------
@@ -188,12 +228,13 @@ def gtm_correct(image: np.ndarray, masks: Mapping[str, np.ndarray], spacing_mm: 
     ----------
     Rousset, Ma, Evans, J. Nucl. Med. 39 (1998) 904-911.
     """
-    series = gtm_correct_series([image], masks, spacing_mm, fwhm_mm)
+    series = gtm_correct_series([image], masks, spacing_mm, fwhm_mm, rois=rois)
     return {name: float(v[0]) for name, v in series.items()}
 
 
 def gtm_correct_series(images: Sequence[np.ndarray], masks: Mapping[str, np.ndarray],
-                       spacing_mm: Sequence[float], fwhm_mm: float) -> dict[str, np.ndarray]:
+                       spacing_mm: Sequence[float], fwhm_mm: float, *,
+                       rois: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Corrected mean concentrations of several images of one region set (GTM).
 
     :func:`gtm_correct` for e.g. the time points of a registered study: the transfer matrix
@@ -204,9 +245,10 @@ def gtm_correct_series(images: Sequence[np.ndarray], masks: Mapping[str, np.ndar
     dict of str to (len(images),) ndarray
         Corrected mean concentration per region and image.
     """
-    names, w = gtm_matrix(masks, spacing_mm, fwhm_mm)
-    arrays = [np.asarray(masks[k], dtype=np.float64) for k in masks]
-    shape = arrays[0].shape
+    names, w = gtm_matrix(masks, spacing_mm, fwhm_mm, rois=rois)
+    src = masks if rois is None else rois
+    arrays = _sparse([np.asarray(src[k], dtype=np.float64) for k in names])
+    shape = np.asarray(src[names[0]]).shape
     t = np.empty((len(names), len(images)))
     for i, image in enumerate(images):
         img = np.asarray(image, dtype=np.float64)

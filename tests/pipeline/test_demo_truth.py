@@ -1,0 +1,85 @@
+"""The demo's truth comparisons: registration residual vs the known motion, per-lesion VOIs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from theradose.io import write_labelmap
+from theradose.phantoms import random_transform
+from theradose.phantoms._imaging_motion import PatientMotion
+from theradose.pipeline._demo import registration_residual
+from theradose.volume import LabelMap
+
+
+def _case(tmp_path, motion: PatientMotion, transform: dict):
+    arr = np.zeros((20, 24, 24), np.int16)
+    arr[3:17, 4:20, 4:20] = 1
+    labels = LabelMap.from_array(arr, spacing_mm=(10.0, 10.0, 10.0), names={1: "body"})
+    write_labelmap(labels, tmp_path / "labels.nii.gz")
+    truth = {"acquisitions": [
+        {"modality": "NM", "time_after_injection_h": 4.0, "motion": None},
+        {"modality": "NM", "time_after_injection_h": 24.0, "motion": motion.to_dict()}]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    results = {"study": {"reference_grid": labels.geometry.to_dict()},
+               "registration": [{"time_h": 4.0, "transform": None},
+                                {"time_h": 24.0, "transform": transform}]}
+    return registration_residual(results, tmp_path)
+
+
+def test_exact_rigid_estimate_has_zero_residual(tmp_path):
+    # motion: acquisition point x -> reference x + t (no rotation, no field); the registration
+    # maps reference -> acquisition, so the exact estimate is the translation -t
+    t = np.array([6.0, -4.0, 9.0])
+    motion = PatientMotion(rotation_deg=[0, 0, 0], translation_mm=t, centre_mm=[0, 0, 0])
+    res = _case(tmp_path, motion, {"rotation_deg": [0, 0, 0], "translation_mm": (-t).tolist(),
+                                   "centre_mm": [0, 0, 0]})
+    assert len(res) == 1 and res[0]["time_h"] == 24.0
+    assert res[0]["mean_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert res[0]["rigid_floor_mm"] == pytest.approx(0.0, abs=1e-6)
+    # an estimate 3 mm off along x is 3 mm off everywhere
+    (tmp_path / "b").mkdir()
+    off = _case(tmp_path / "b", motion, {"rotation_deg": [0, 0, 0],
+                                         "translation_mm": (-t + [3.0, 0, 0]).tolist(),
+                                         "centre_mm": [0, 0, 0]})
+    assert off[0]["mean_mm"] == pytest.approx(3.0, rel=1e-9)
+    assert off[0]["vs_best_rigid_mm"] == pytest.approx(3.0, rel=1e-6)
+
+
+def test_deformation_sets_a_floor_no_rigid_map_beats(tmp_path):
+    motion = random_transform(np.random.default_rng(4), centre_mm=(115.0, 115.0, 95.0),
+                              max_rotation_deg=0.0, max_shift_mm=0.0, deformation_mm=5.0,
+                              breathing_mm=0.0)
+    res = _case(tmp_path, motion, {"rotation_deg": [0, 0, 0], "translation_mm": [0, 0, 0],
+                                   "centre_mm": [0, 0, 0]})
+    r = res[0]
+    assert r["rigid_floor_mm"] > 1.0  # the smooth field is not rigid
+    assert r["mean_mm"] >= r["rigid_floor_mm"] - 1e-9  # least squares: nothing rigid is closer
+
+
+def test_virtual_patient_seg_has_each_lesion_and_the_salivary_glands(small_patient,
+                                                                       pipeline_run):
+    # the SEG a physician would draw: one segment per lesion (not a merged "lesions"), the
+    # salivary glands (an organ at risk in PSMA therapy) as one VOI; each lesion gets its
+    # true dose in truth.json regions for the demo's comparison
+    from theradose.pipeline._demo import truth_block
+
+    _, _, res = pipeline_run
+    assert "lesion_1" in res["vois"] and "lesions" not in res["vois"]
+    assert "salivary_glands" in res["vois"]
+    truth = truth_block(small_patient.truth, list(res["vois"]))
+    assert truth["vois"]["lesion_1"]["tia_mbq_h"] == pytest.approx(
+        small_patient.truth["regions"]["lesion_1"]["tia_mbq_h"])
+
+
+def test_lesion_volume_range_is_checked():
+    from theradose.errors import InputError
+    from theradose.phantoms import SimulationConfig
+
+    cfg = SimulationConfig(lesion_volume_ml=(5, 20))
+    assert SimulationConfig.from_dict(cfg.to_dict()).lesion_volume_ml == (5.0, 20.0)
+    with pytest.raises(InputError) as err:
+        SimulationConfig(lesion_volume_ml=(20, 5))
+    assert err.value.field == "lesion_volume_ml"
