@@ -11,7 +11,7 @@ from theradose.errors import TheradoseWarning
 from theradose.io import load_study
 from theradose.phantoms import SimulationConfig, simulate_patient
 from theradose.phantoms._imaging_motion import PatientMotion
-from theradose.pipeline._demo import _best_rigid  # Kabsch 1976 least-squares rigid fit
+from theradose.pipeline._demo import _best_rigid, _invert  # Kabsch fit; motion inverse
 from theradose.registration import register_study
 
 
@@ -25,15 +25,6 @@ def case(tmp_path_factory):
         warnings.simplefilter("ignore", TheradoseWarning)  # DICOM oddities of the loader
         study = load_study(vp.dicom)
     return vp, study, register_study(study, include_pet=False)
-
-
-def _invert(motion: PatientMotion, p: np.ndarray) -> np.ndarray:
-    """x with T(x) = p (fixed-point iteration; T is a rotation + a small smooth field)."""
-    x = p.copy()
-    for _ in range(40):
-        x -= motion.transform_points(x) - p
-    assert np.abs(motion.transform_points(x) - p).max() < 1e-6
-    return x
 
 
 def test_rigid_residual_vs_truth_motion(case):

@@ -41,8 +41,8 @@ def _invert(motion, p: np.ndarray) -> np.ndarray:
         step = motion.transform_points(x) - p
         x -= step
         if np.abs(step).max() < 1e-6:
-            break
-    return x
+            return x
+    raise RuntimeError("the true motion could not be inverted (fixed point did not converge)")
 
 
 def _best_rigid(p: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -96,7 +96,9 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path) -> lis
         x = _invert(PatientMotion.from_dict(mot), p)
         t = sitk.Euler3DTransform(tuple(tr["centre_mm"]), *np.deg2rad(tr["rotation_deg"]),
                                   tuple(tr["translation_mm"]))
-        got = np.array([t.TransformPoint(tuple(map(float, v))) for v in p])
+        rot = np.asarray(t.GetMatrix()).reshape(3, 3)
+        c = np.asarray(t.GetCenter())
+        got = (p - c) @ rot.T + c + np.asarray(t.GetTranslation())  # = t.TransformPoint
         best = _best_rigid(p, x)
         err = np.linalg.norm(got - x, axis=1)
         out.append({"time_h": float(q["time_h"]), "mean_mm": float(err.mean()),

@@ -321,8 +321,7 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                           guard_mm=kin["gtm_guard_mm"])
     tot = gtm_voi_totals(list(reg["emission_bq_ml"]), regions, grid.spacing_mm)
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
-    vml = {n: float(labels.mask(n).sum()) * grid.voxel_volume_ml for n in names}
-    conc = {n: act[n] * 1e6 / vml[n] for n in names}
+    conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
                  zip(act[n], table.activity_mbq[n], strict=True)] for n in names}
     negative = sorted(n for n in names if np.any(tot[n] < 0))

@@ -246,9 +246,10 @@ def gtm_correct_series(images: Sequence[np.ndarray], masks: Mapping[str, np.ndar
         Corrected mean concentration per region and image.
     """
     names, w = gtm_matrix(masks, spacing_mm, fwhm_mm, rois=rois)
-    src = masks if rois is None else rois
-    arrays = _sparse([np.asarray(src[k], dtype=np.float64) for k in names])
-    shape = np.asarray(src[names[0]]).shape
+    dense = ([np.asarray(masks[k]) for k in masks] if rois is None
+             else [np.asarray(rois[k]) for k in names])
+    shape = dense[0].shape
+    arrays = _sparse(dense)
     t = np.empty((len(names), len(images)))
     for i, image in enumerate(images):
         img = np.asarray(image, dtype=np.float64)
