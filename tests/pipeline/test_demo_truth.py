@@ -14,7 +14,7 @@ from theradose.pipeline._demo import registration_residual
 from theradose.volume import LabelMap
 
 
-def _case(tmp_path, motion: PatientMotion, transform: dict):
+def _case(tmp_path, motion: PatientMotion, transform: dict, vois: dict | None = None):
     arr = np.zeros((20, 24, 24), np.int16)
     arr[3:17, 4:20, 4:20] = 1
     labels = LabelMap.from_array(arr, spacing_mm=(10.0, 10.0, 10.0), names={1: "body"})
@@ -25,7 +25,8 @@ def _case(tmp_path, motion: PatientMotion, transform: dict):
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     results = {"study": {"reference_grid": labels.geometry.to_dict()},
                "registration": [{"time_h": 4.0, "transform": None},
-                                {"time_h": 24.0, "transform": transform}]}
+                                {"time_h": 24.0, "transform": transform}],
+               "vois": vois or {}}
     return registration_residual(results, tmp_path)
 
 
@@ -46,6 +47,23 @@ def test_exact_rigid_estimate_has_zero_residual(tmp_path):
                                          "centre_mm": [0, 0, 0]})
     assert off[0]["mean_mm"] == pytest.approx(3.0, rel=1e-9)
     assert off[0]["vs_best_rigid_mm"] == pytest.approx(3.0, rel=1e-6)
+
+
+def test_local_alignment_residual_uses_the_fitted_shift(tmp_path):
+    # the rigid estimate is 3 mm off along x, so in the registered image the VOI appears 3 mm
+    # towards -x; a local fit that found exactly that leaves no residual, one that found
+    # nothing leaves the 3 mm
+    t = np.array([6.0, -4.0, 9.0])
+    motion = PatientMotion(rotation_deg=[0, 0, 0], translation_mm=t, centre_mm=[0, 0, 0])
+    est = {"rotation_deg": [0, 0, 0], "translation_mm": (-t + [3.0, 0, 0]).tolist(),
+           "centre_mm": [0, 0, 0]}
+    for shift, expected in (([-3.0, 0.0, 0.0], 0.0), ([0.0, 0.0, 0.0], 3.0)):
+        sub = tmp_path / str(expected)
+        sub.mkdir()
+        vois = {"body": {"pvc": {"local_shift_mm": [[0.0, 0.0, 0.0], shift]}}}
+        loc = _case(sub, motion, est, vois)[0]["local"]["body"]
+        assert loc["rigid_mm"] == pytest.approx(3.0, rel=1e-9)
+        assert loc["after_local_mm"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_deformation_sets_a_floor_no_rigid_map_beats(tmp_path):

@@ -29,7 +29,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "kinetics": {"models": ["mono", "bi_uptake", "bi", "tri_uptake"], "criterion": "aicc",
                  "margin_mm": 0.0, "relative_sigma": 0.1, "max_abs_corr": None,
                  "voxel_models": ["mono", "bi_uptake"], "pvc": "none", "fwhm_mm": None,
-                 "gtm_roi_margin_mm": None, "gtm_shell_mm": None, "gtm_guard_mm": None},
+                 "gtm_roi_margin_mm": None, "gtm_shell_mm": None, "gtm_guard_mm": None,
+                 "local_align": ["lesion*"], "local_align_max_mm": None},
     "dose": {"engines": ["kernel", "organ_svalues"], "kernel": {}, "montecarlo": {},
              "led": {}, "phantom": "auto"},
     "radiobiology": {"enabled": True},
@@ -46,6 +47,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "calibration_cps_per_mbq": (int, float), "injected_activity_mbq": (int, float),
     "fwhm_mm": (int, float), "pvc": (str,), "gtm_roi_margin_mm": (int, float),
     "gtm_shell_mm": (int, float), "gtm_guard_mm": (int, float),
+    "local_align_max_mm": (int, float),
     "nuclide": (str,), "injection_time": (str,), "threshold": (int, float),
 }
 
@@ -64,7 +66,8 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
         return value
     if isinstance(default, int | float) or key in ("threshold", "calibration_cps_per_mbq",
                                                     "injected_activity_mbq", "max_abs_corr",
-                                                    "fwhm_mm", *_ZERO_OK):
+                                                    "fwhm_mm", "local_align_max_mm",
+                                                    *_ZERO_OK):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(file, name, f"expected a number, got {value!r}")
         if isinstance(default, int) and not isinstance(default, bool) and key in (

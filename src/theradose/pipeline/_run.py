@@ -115,7 +115,18 @@ def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
             "guarded_against": pvc.get("guarded_vois", {}).get(name, []),
             "clipped_negative": name in pvc.get("clipped_negative", []),
             "corrected_over_observed": pvc["corrected_over_observed"].get(name),
-            "voxel_scale": pvc.get("voxel_scale", {}).get(name)}
+            "voxel_scale": pvc.get("voxel_scale", {}).get(name),
+            **_local_entry(pvc.get("local_alignment"), name)}
+
+
+def _local_entry(local: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """The VOI's local alignment: its shift per time point (mm, x y z), kept or not, why."""
+    rec = (local or {}).get("vois", {}).get(name)
+    if rec is None:
+        return {"local_shift_mm": None}
+    return {"local_shift_mm": [[round(x, 2) for x in s] for s in rec["shift_mm"]],
+            "local_shift_kept": rec["accepted"],
+            "local_shift_note": [n for n in rec["note"] if n] or None}
 
 
 def _bed_entry(fit, dose_gy: float, tia: float, name: str) -> dict[str, Any]:

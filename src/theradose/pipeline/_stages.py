@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from pathlib import Path
 from typing import Any
@@ -303,12 +304,20 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
     (CT > -950 HU) as background; measurement ROIs: the VOIs grown by a margin shared out by
     nearest VOI, less a guard band next to VOIs more than twice as hot in the reference image,
     the rest of the field of view for the background
-    (:func:`theradose.segmentation.gtm_regions`). Corrected total per VOI = Σ concentration ×
-    volume of its sub-regions.
+    (:func:`theradose.segmentation.gtm_regions`). The VOIs named by ``local_align`` (lesions)
+    are first located on each time point's image (:func:`theradose.segmentation.
+    fit_local_shifts`) and the GTM of that time point uses them there
+    (:func:`theradose.segmentation.shifted_voi_totals`). Corrected total per VOI =
+    Σ concentration × volume of its sub-regions.
     """
     from dataclasses import replace
 
-    from theradose.segmentation import gtm_regions, gtm_voi_totals
+    from theradose.segmentation import (
+        fit_local_shifts,
+        gtm_regions,
+        gtm_voi_totals,
+        shifted_voi_totals,
+    )
 
     grid: Geometry = reg["geometry"]
     fwhm_mm = float(kin["fwhm_mm"])
@@ -319,7 +328,24 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                           shell_mm=kin["gtm_shell_mm"],
                           reference_image=reg["emission_bq_ml"][int(reg["reference"])],
                           guard_mm=kin["gtm_guard_mm"])
-    tot = gtm_voi_totals(list(reg["emission_bq_ml"]), regions, grid.spacing_mm)
+    images = list(reg["emission_bq_ml"])
+    moving = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in kin["local_align"])]
+    local = None
+    if moving:
+        local = fit_local_shifts(images, regions, grid.spacing_mm, moving,
+                                 max_shift_mm=kin["local_align_max_mm"])
+        tot = shifted_voi_totals(images, regions, grid.spacing_mm, local)
+        for n in moving:
+            for t, (ok, note) in enumerate(zip(local.accepted[n], local.notes[n], strict=True)):
+                if not ok:
+                    log.warning("local alignment of %s at %g h not used: %s", n,
+                                float(reg["times_h"][t]), note)
+            big = float(np.max(np.linalg.norm(local.shifts_mm[n], axis=1)))
+            if big > fwhm_mm / 2:
+                log.info("%s lies up to %.1f mm from its VOI after registration (local "
+                         "alignment applied)", n, big)
+    else:
+        tot = gtm_voi_totals(images, regions, grid.spacing_mm)
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
     conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
@@ -340,4 +366,5 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                  "min_core_ml": settings["min_core_ml"], "split_vois": settings["split"],
                  "guard_mm": settings["guard_mm"], "guard_ratio": settings["guard_ratio"],
                  "guarded_vois": settings["guarded"],
-                 "clipped_negative": negative, "corrected_over_observed": ratio}
+                 "clipped_negative": negative, "corrected_over_observed": ratio,
+                 "local_alignment": None if local is None else local.to_dict()}

@@ -20,9 +20,13 @@ gtm_matrix, gtm_correct, gtm_correct_series
 gtm_regions, gtm_voi_totals, GTMRegions
     GTM on VOIs for organ activity: VOIs split into core and shell, ROIs grown by a margin
     shared out by nearest VOI; corrected totals per VOI.
+fit_local_shifts, shifted_voi_totals, LocalShifts
+    Local alignment of compact VOIs (lesions) at each time point, fitted to the emission image
+    with the GTM's model, and the GTM totals with the VOIs where the image shows them.
 """
 
 from theradose.segmentation._gtm import gtm_correct, gtm_correct_series, gtm_matrix
+from theradose.segmentation._gtm_local import LocalShifts, fit_local_shifts, shifted_voi_totals
 from theradose.segmentation._gtm_regions import GTMRegions, gtm_regions, gtm_voi_totals
 from theradose.segmentation._import import import_masks
 from theradose.segmentation._lesions import segment_lesions
@@ -40,7 +44,9 @@ __all__ = [
     "TOTALSEG_RENAME",
     "VOLUME_GRID_ML",
     "GTMRegions",
+    "LocalShifts",
     "apply_recovery",
+    "fit_local_shifts",
     "gtm_correct",
     "gtm_correct_series",
     "gtm_matrix",
@@ -50,5 +56,6 @@ __all__ = [
     "match_lesions",
     "recovery_coefficient",
     "segment_lesions",
+    "shifted_voi_totals",
     "totalsegmentator",
 ]

@@ -80,7 +80,11 @@ def _check_masks(masks) -> tuple[tuple[str, ...], list[np.ndarray]]:
     arrays: list[np.ndarray] = []
     shape = None
     for name, m in masks.items():
-        arr = np.asarray(m, dtype=np.float64)
+        arr = np.asarray(m)  # kept as given (bool masks stay 1 byte a voxel): converted to
+        # float one at a time where needed, not all at once
+        if arr.dtype != bool and not np.issubdtype(arr.dtype, np.number):
+            raise InputError(f"mask {name!r} must be numeric or boolean, got {arr.dtype}",
+                             field="masks")
         if arr.ndim != 3:
             raise InputError(f"mask {name!r} must be a 3-D [z, y, x] array, got "
                              f"{arr.ndim}-D", field="masks")
@@ -89,7 +93,8 @@ def _check_masks(masks) -> tuple[tuple[str, ...], list[np.ndarray]]:
         elif arr.shape != shape:
             raise InputError(f"mask {name!r} has shape {arr.shape}, the others {shape}; all "
                              "masks must be on the emission grid", field="masks")
-        if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
+        if arr.dtype != bool and (not np.all(np.isfinite(arr)) or arr.min() < 0
+                                  or arr.max() > 1):
             raise InputError(f"mask {name!r} must hold occupancies in [0, 1]", field="masks")
         if not arr.sum() > 0:
             raise InputError(f"mask {name!r} is empty (no voxel with occupancy > 0)",
@@ -104,7 +109,7 @@ def _sparse(arrays: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, 
     out = []
     for f in arrays:
         idx = np.flatnonzero(f)
-        w = f.ravel()[idx]
+        w = f.ravel()[idx].astype(np.float64)
         out.append((idx, w, float(w.sum())))
     return out
 
@@ -166,7 +171,7 @@ def gtm_matrix(masks: Mapping[str, np.ndarray], spacing_mm: Sequence[float],
     w = np.empty((n, n))
     measure = _sparse(measure)
     for i, fi in enumerate(arrays):
-        rsf = gaussian_filter(fi, sigma_vox, mode="constant")
+        rsf = gaussian_filter(fi.astype(np.float64), sigma_vox, mode="constant")
         w[:, i] = _weighted_means(measure, rsf)
     return names, w
 

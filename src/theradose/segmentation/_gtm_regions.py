@@ -102,6 +102,19 @@ def _positive_or_none(value, name: str, *, allow_zero: bool = True) -> float | N
     return v
 
 
+def _zyx_spacing(spacing_mm) -> np.ndarray:
+    """Voxel size given as ``(x, y, z)`` mm, returned in array order ``(z, y, x)``."""
+    try:
+        sp = np.asarray([float(x) for x in spacing_mm], float)[::-1]
+    except (TypeError, ValueError):
+        raise InputError(f"must be three numbers (x, y, z), got {spacing_mm!r}",
+                         field="spacing_mm") from None
+    if sp.shape != (3,) or not np.all(np.isfinite(sp) & (sp > 0)):
+        raise InputError(f"must be three positive numbers (x, y, z), got {spacing_mm!r}",
+                         field="spacing_mm")
+    return sp
+
+
 def gtm_regions(labels: np.ndarray, names: Mapping[int, str], background: np.ndarray,
                 spacing_mm: Sequence[float], fwhm_mm: float, *,
                 roi_margin_mm: float | None = None, shell_mm: float | None = None,
@@ -149,14 +162,7 @@ def gtm_regions(labels: np.ndarray, names: Mapping[int, str], background: np.nda
     if lab.ndim != 3 or bg.shape != lab.shape:
         raise InputError(f"labels {lab.shape} and background {bg.shape} must be 3-D arrays of "
                          "one shape", field="labels")
-    try:
-        sp = np.asarray([float(x) for x in spacing_mm], float)[::-1]  # z, y, x
-    except (TypeError, ValueError):
-        raise InputError(f"must be three numbers (x, y, z), got {spacing_mm!r}",
-                         field="spacing_mm") from None
-    if sp.shape != (3,) or not np.all(np.isfinite(sp) & (sp > 0)):
-        raise InputError(f"must be three positive numbers (x, y, z), got {spacing_mm!r}",
-                         field="spacing_mm")
+    sp = _zyx_spacing(spacing_mm)
     fwhm = _positive_or_none(fwhm_mm, "fwhm_mm", allow_zero=False)
     if fwhm is None:
         raise InputError("must be given (mm)", field="fwhm_mm")
