@@ -40,6 +40,7 @@ def test_exact_rigid_estimate_has_zero_residual(tmp_path):
     assert len(res) == 1 and res[0]["time_h"] == 24.0
     assert res[0]["mean_mm"] == pytest.approx(0.0, abs=1e-9)
     assert res[0]["rigid_floor_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert res[0]["vs_repositioning_mm"] == pytest.approx(0.0, abs=1e-9)
     # an estimate 3 mm off along x is 3 mm off everywhere
     (tmp_path / "b").mkdir()
     off = _case(tmp_path / "b", motion, {"rotation_deg": [0, 0, 0],
@@ -47,6 +48,20 @@ def test_exact_rigid_estimate_has_zero_residual(tmp_path):
                                          "centre_mm": [0, 0, 0]})
     assert off[0]["mean_mm"] == pytest.approx(3.0, rel=1e-9)
     assert off[0]["vs_best_rigid_mm"] == pytest.approx(3.0, rel=1e-6)
+    assert off[0]["vs_repositioning_mm"] == pytest.approx(3.0, rel=1e-9)
+
+
+def test_exact_estimate_of_a_rotation_has_zero_residual(tmp_path):
+    # x_ref = Rz(5 deg) (x - c) + c + t; its inverse is the Euler transform Rz(-5 deg) about c
+    # with translation -Rz(-5 deg) t
+    c, t = np.array([100.0, 90.0, 80.0]), np.array([4.0, -2.0, 3.0])
+    motion = PatientMotion(rotation_deg=[0, 0, 5.0], translation_mm=t, centre_mm=c)
+    rt = motion.rotation_matrix().T
+    res = _case(tmp_path, motion, {"rotation_deg": [0, 0, -5.0],
+                                   "translation_mm": (-(rt @ t)).tolist(),
+                                   "centre_mm": c.tolist()})
+    assert res[0]["mean_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert res[0]["vs_repositioning_mm"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_local_alignment_residual_uses_the_fitted_shift(tmp_path):
@@ -73,6 +88,7 @@ def test_deformation_sets_a_floor_no_rigid_map_beats(tmp_path):
     res = _case(tmp_path, motion, {"rotation_deg": [0, 0, 0], "translation_mm": [0, 0, 0],
                                    "centre_mm": [0, 0, 0]})
     r = res[0]
+    assert r["vs_repositioning_mm"] == pytest.approx(0.0, abs=1e-9)  # no rigid part
     assert r["rigid_floor_mm"] > 1.0  # the smooth field is not rigid
     assert r["mean_mm"] >= r["rigid_floor_mm"] - 1e-9  # least squares: nothing rigid is closer
 

@@ -158,3 +158,14 @@ def test_resumes_from_cache(pipeline_run, monkeypatch, fast):
     cfg2 = {**cfg, "kinetics": {"relative_sigma": 0.2}}
     run_pipeline(vp.dicom, out, cfg2, overwrite=True)
     assert calls == {"load": 0, "kin": 1}
+
+
+def test_cache_keys_follow_the_code(monkeypatch):
+    # an upgraded or edited theradose must not reuse a result of the old code
+    from theradose.pipeline import _cache
+
+    key = _cache.stage_key("study", "config")
+    assert key == _cache.stage_key("study", "config")  # deterministic
+    assert len(_cache.code_fingerprint()) == 64
+    monkeypatch.setattr(_cache, "code_fingerprint", lambda: "0" * 64)
+    assert _cache.stage_key("study", "config") != key

@@ -1,6 +1,8 @@
 """Resumable pipeline: intermediate results cached under ``OUT/.cache`` by a hash of their inputs.
 
-A stage's key is the SHA-256 of the theradose version, the fingerprint of the study files
+A stage's key is the SHA-256 of the theradose version and source code (every ``.py`` file of
+the installed package, so an upgraded or edited theradose never reuses a stale result), the
+fingerprint of the study files
 (relative path, size and modification time of every file) or the key of the stage it builds
 on, and the configuration sections that change its result. A re-run with, e.g., another dose
 engine finds the registration, TACs and TIA maps under the same keys and skips them.
@@ -10,6 +12,7 @@ shared or read from untrusted places.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -20,7 +23,7 @@ from typing import Any
 from theradose import __version__
 from theradose.io import atomic_path
 
-__all__ = ["StageCache", "fingerprint", "stage_key"]
+__all__ = ["StageCache", "code_fingerprint", "fingerprint", "stage_key"]
 
 log = logging.getLogger("theradose")
 
@@ -35,9 +38,21 @@ def fingerprint(folder: Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 of the theradose package's source: relative path and content of every .py."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(f"{p.relative_to(root)}\0".encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def stage_key(*parts: str) -> str:
-    """SHA-256 (first 20 hex digits) of the theradose version and ``parts``."""
+    """SHA-256 (first 20 hex digits) of the theradose version and code, and ``parts``."""
     h = hashlib.sha256(__version__.encode())
+    h.update(b"\0" + code_fingerprint().encode())
     for p in parts:
         h.update(b"\0" + p.encode())
     return h.hexdigest()[:20]
