@@ -58,6 +58,10 @@ def test_toml_overrides(tmp_path):
     ({"kinetics": {"pvc": "gtm", "fwhm_mm": 11, "margin_mm": 5}}, "kinetics.margin_mm",
      "use one of them"),
     ({"kinetics": {"fwhm_mm": 0}}, "kinetics.fwhm_mm", "> 0"),
+    ({"kinetics": {"gtm_fwhm_rel_sd": 1.5}}, "kinetics.gtm_fwhm_rel_sd", r"\[0, 1\)"),
+    ({"kinetics": {"gtm_fwhm_rel_sd": -0.1}}, "kinetics.gtm_fwhm_rel_sd", ">= 0"),
+    ({"kinetics": {"local_align": "lesion*"}}, "kinetics.local_align", "list of strings"),
+    ({"kinetics": {"local_align_max_mm": 0}}, "kinetics.local_align_max_mm", "> 0"),
 ])
 def test_invalid_values_name_the_key(data, field, match, tmp_path):
     p = tmp_path / "bad.toml"

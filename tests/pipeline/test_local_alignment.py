@@ -53,3 +53,12 @@ def test_lesion_found_where_the_spect_shows_it(small_patient, fast, tmp_path):
     got_off = off["vois"]["lesion_1"]["tac"]["activity_mbq"][1]
     # an 11.8 mL lesion on the 8 mm grid: -34 % without the fit, -5 % with it
     assert abs(got / true - 1) < 0.1 < abs(got_off / true - 1)
+    # the recovery uncertainty (GTM again with the FWHM +-10 %) is larger for the lesion than
+    # for the liver, enters the TIA's σ and is carried in full by the VOI's mean dose
+    rec = {n: res["vois"][n]["pvc"]["recovery_rel_sd"] for n in ("lesion_1", "liver")}
+    assert rec["lesion_1"] > rec["liver"] > 0
+    assert res["vois"]["lesion_1"]["pvc"]["fwhm_rel_sd"] == 0.1
+    tia = res["vois"]["lesion_1"]["tia_mbq_h"]
+    assert tia["sd"] / tia["value"] >= rec["lesion_1"]
+    led = res["vois"]["lesion_1"]["dose_gy"]["led"]
+    assert led["sd"] / led["value"] >= tia["sd"] / tia["value"] - 1e-12

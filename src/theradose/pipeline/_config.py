@@ -30,7 +30,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                  "margin_mm": 0.0, "relative_sigma": 0.1, "max_abs_corr": None,
                  "voxel_models": ["mono", "bi_uptake"], "pvc": "none", "fwhm_mm": None,
                  "gtm_roi_margin_mm": None, "gtm_shell_mm": None, "gtm_guard_mm": None,
-                 "local_align": ["lesion*"], "local_align_max_mm": None},
+                 "local_align": ["lesion*"], "local_align_max_mm": None,
+                 "gtm_fwhm_rel_sd": 0.1},
     "dose": {"engines": ["kernel", "organ_svalues"], "kernel": {}, "montecarlo": {},
              "led": {}, "phantom": "auto"},
     "radiobiology": {"enabled": True},
@@ -38,7 +39,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 #: Number keys for which 0 is allowed (margins, shell thickness).
-_ZERO_OK = ("margin_mm", "gtm_roi_margin_mm", "gtm_shell_mm", "gtm_guard_mm")
+_ZERO_OK = ("margin_mm", "gtm_roi_margin_mm", "gtm_shell_mm", "gtm_guard_mm",
+            "gtm_fwhm_rel_sd")
 _LESION_METHODS = ("none", "percent_max", "suv_threshold", "region_growing")
 _PVC = ("none", "gtm")
 _ENGINES = ("kernel", "organ_svalues", "montecarlo", "led")
@@ -176,6 +178,9 @@ class PipelineConfig:
             if full["kinetics"]["margin_mm"] != 0:
                 raise _fail(file, "kinetics.margin_mm", "a VOI margin and GTM correction "
                             "both recover spill-out: use one of them (margin_mm = 0 with gtm)")
+        if not full["kinetics"]["gtm_fwhm_rel_sd"] < 1:
+            raise _fail(file, "kinetics.gtm_fwhm_rel_sd", "expected a fraction in [0, 1) (0.1 "
+                        f"for 10 %), got {full['kinetics']['gtm_fwhm_rel_sd']!r}")
         if full["kinetics"]["criterion"] not in ("aicc", "bic"):
             raise _fail(file, "kinetics.criterion",
                         f"got {full['kinetics']['criterion']!r}; accepted: aicc, bic")

@@ -116,6 +116,8 @@ def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
             "clipped_negative": name in pvc.get("clipped_negative", []),
             "corrected_over_observed": pvc["corrected_over_observed"].get(name),
             "voxel_scale": pvc.get("voxel_scale", {}).get(name),
+            "fwhm_rel_sd": pvc.get("fwhm_rel_sd"),
+            "recovery_rel_sd": pvc.get("recovery_rel_sd", {}).get(name),
             **_local_entry(pvc.get("local_alignment"), name)}
 
 
@@ -269,11 +271,18 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     table = kin["table"]
     vois: dict[str, Any] = {}
     rad = cfg.section("radiobiology")["enabled"]
+
     for name in sorted(labels.names.values()):
         fit = kin["fits"].get(name)
         sel = fit.selected_fit if fit else None
         act = np.asarray(table.activity_mbq[name], float)
         sd = (np.asarray(fit.sigma, float) if fit else np.full_like(act, np.nan))
+        # voxel engines propagate the voxel TIA σ as independent, which averages away over a
+        # VOI; the VOI's own TIA uncertainty (kinetics fit, recovery) is common to all its
+        # voxels and the self-dose is proportional to it, so the VOI mean dose carries it in
+        # full (organ S-values: through their TIA σ already)
+        tia_rel = (float(fit.sigma_tia / fit.tia) if fit and fit.tia > 0
+                   and np.isfinite(fit.sigma_tia) else 0.0)
         entry: dict[str, Any] = {
             "volume_ml": _num(table.volume_ml[name]),
             "mass_g": _num(next((v.mass_g for v in maps[primary].voi if v.name == name), None)
@@ -293,7 +302,9 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
                     **({"fit_curve": kin["curves"][name]} if name in kin["curves"] else {})},
             "tia_map_mbq_h": _num(np.sum(kin["tia_map"][labels.mask(name)],
                                          dtype=np.float64)),
-            "dose_gy": {e: {"value": _num(v[name][0]), "sd": _num(v[name][1])}
+            "dose_gy": {e: {"value": _num(v[name][0]),
+                            "sd": _num(v[name][1] if e == "organ_svalues" else
+                                       math.hypot(v[name][1], tia_rel * v[name][0]))}
                         for e, v in per_voi.items() if name in v},
             "dvh": _dvh_entry(dose_map, labels, name) if dose_map is not None else None,
             "pvc": _pvc_entry(kin.get("pvc", {"applied": False}), name),

@@ -243,7 +243,7 @@ def _curve(fit, t_end: float) -> dict[str, list[float]]:
 
 def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     """Organ TACs, organ fits (TIA ± σ) and the voxel TIA map (MBq·h) on the reference grid."""
-    from theradose.kinetics import fit_tac, fit_voxels, organ_tacs
+    from theradose.kinetics import InputUncertainty, fit_tac, fit_voxels, organ_tacs
 
     kin = cfg.section("kinetics")
     grid: Geometry = reg["geometry"]
@@ -260,12 +260,15 @@ def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]
         table, pvc = _gtm_table(table, reg, labels, names, kin)
     fits: dict[str, Any] = {}
     failed: dict[str, str] = {}
+    rec_sd = pvc.get("recovery_rel_sd", {})
     for n in names:
         y = np.asarray(table.activity_mbq[n], float)
         try:
             fits[n] = fit_tac(times, y, unit="MBq", nuclide=adm.nuclide,
                               relative_sigma=kin["relative_sigma"], models=kin["models"],
-                              criterion=kin["criterion"], max_abs_corr=kin["max_abs_corr"])
+                              criterion=kin["criterion"], max_abs_corr=kin["max_abs_corr"],
+                              input_uncertainty=InputUncertainty(
+                                  recovery=min(rec_sd.get(n, 0.0), 0.99)))
         except (FitError, InputError) as exc:
             failed[n] = str(exc)
             log.warning("TAC fit of %s failed: %s", n, exc)
@@ -346,6 +349,8 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                          "alignment applied)", n, big)
     else:
         tot = gtm_voi_totals(images, regions, grid.spacing_mm)
+    rec_sd = _recovery_sd(images, regions, grid.spacing_mm, local, tot,
+                          float(kin["gtm_fwhm_rel_sd"]))
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
     conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
@@ -367,4 +372,36 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                  "guard_mm": settings["guard_mm"], "guard_ratio": settings["guard_ratio"],
                  "guarded_vois": settings["guarded"],
                  "clipped_negative": negative, "corrected_over_observed": ratio,
-                 "local_alignment": None if local is None else local.to_dict()}
+                 "local_alignment": None if local is None else local.to_dict(),
+                 "fwhm_rel_sd": float(kin["gtm_fwhm_rel_sd"]), "recovery_rel_sd": rec_sd}
+
+
+def _recovery_sd(images: list[np.ndarray], regions, spacing_mm, local, tot: dict[str, Any],
+                 rel_sd: float) -> dict[str, float]:
+    """Relative standard uncertainty of each VOI's corrected activity from the PSF's FWHM.
+
+    The GTM is solved again with the FWHM ``× (1 ± rel_sd)`` (same regions and local shifts);
+    half the spread of the totals, summed over the time points, over the summed totals: a
+    systematic (all time points together) recovery uncertainty in the sense of Gear et al.
+    2018 (EANM uncertainty guidance, doi:10.1007/s00259-018-4136-7), for the TIA fit's
+    ``InputUncertainty.recovery``. A single Gaussian stands for a collimator-detector response
+    that widens with the source-collimator distance (MIRD Pamphlet 23), hence the default 10 %.
+    """
+    from dataclasses import replace
+
+    from theradose.segmentation import gtm_voi_totals, shifted_voi_totals
+
+    if rel_sd <= 0:
+        return {}
+    fwhm = float(regions.settings["fwhm_mm"])
+    spread = []
+    for f in (1.0 - rel_sd, 1.0 + rel_sd):
+        r = replace(regions, settings={**regions.settings, "fwhm_mm": fwhm * f})
+        spread.append(gtm_voi_totals(images, r, spacing_mm) if local is None
+                      else shifted_voi_totals(images, r, spacing_mm, local))
+    out = {}
+    for n, t in tot.items():
+        base = float(np.sum(np.maximum(t, 0.0)))
+        if base > 0:
+            out[n] = float(np.sum(np.abs(spread[1][n] - spread[0][n])) / (2.0 * base))
+    return out
