@@ -163,3 +163,54 @@ def test_bad_input_is_named(scene):
     with pytest.raises(InputError) as err:
         fit_local_shifts([img], regions, SPACING, ["lesion_1"], max_shift_mm=0)
     assert err.value.field == "max_shift_mm"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two 3 mL lesions 22 mm apart (within each other's fitting window) in a body (20)."""
+    c1, c2 = (76.0, 70.0, 72.0), (98.0, 70.0, 72.0)
+    l1, l2 = ball(c1, LESION_R) > 0.5, ball(c2, LESION_R) > 0.5
+    body = np.ones(SHAPE, bool)
+    labels = np.zeros(SHAPE, np.int16)
+    labels[l1], labels[l2] = 1, 2
+    names = {1: "lesion_1", 2: "lesion_2"}
+
+    def image(s_mm):
+        o1, o2 = ball(np.add(c1, s_mm), LESION_R), ball(np.add(c2, s_mm), LESION_R)
+        truth = 20.0 * (1 - o1 - o2) + 800.0 * o1 + 1200.0 * o2
+        return blur(truth), (800.0 * o1.sum() * VML, 1200.0 * o2.sum() * VML)
+
+    return gtm_regions(labels, names, body, SPACING, FWHM, guard_mm=0), image
+
+
+def test_neighbouring_lesions_are_fitted_together(pair):
+    # both moved by the same local deformation: each fit sees the other at its current shift
+    regions, image = pair
+    s_true = np.array([-2.7, 3.1, 2.2])
+    img, (t1, t2) = image(s_true)
+    got = fit_local_shifts([img], regions, SPACING, ["lesion_1", "lesion_2"])
+    for v in ("lesion_1", "lesion_2"):
+        assert got.accepted[v][0]
+        np.testing.assert_allclose(got.shifts_mm[v][0], s_true, atol=0.5)
+    tot = shifted_voi_totals([img], regions, SPACING, got)
+    assert tot["lesion_1"][0] == pytest.approx(t1, rel=0.03)
+    assert tot["lesion_2"][0] == pytest.approx(t2, rel=0.03)
+
+
+def test_overlapping_update_boxes_are_merged_exactly(pair):
+    # two moved VOIs whose update boxes interact: one merged box, equal to the full rebuild
+    regions, image = pair
+    s1, s2 = np.array([2.0, -1.0, 1.5]), np.array([-1.5, 2.5, -1.0])
+    img = image((0.0, 0.0, 0.0))[0]
+    got = shifted_voi_totals([img], regions, SPACING, {"lesion_1": s1[None],
+                                                      "lesion_2": s2[None]})
+    src = {k: v.astype(float) for k, v in regions.sources.items()}
+    roi = {k: v.astype(float) for k, v in regions.rois.items()}
+    for v, s in (("lesion_1", s1), ("lesion_2", s2)):
+        sv = s[::-1] / np.asarray(SPACING)[::-1]
+        _move(src, [v], sv)
+        _move(roi, [v], sv)
+    c = gtm_correct_series([img], src, SPACING, FWHM, rois=roi)
+    for k in src:
+        full = float(c[k][0]) * src[k].sum() * VML
+        assert got[regions.owner[k]][0] == pytest.approx(full, rel=1e-9, abs=1e-6)

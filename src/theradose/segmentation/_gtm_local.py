@@ -312,7 +312,8 @@ def _move(crop: dict[str, np.ndarray], keys: list[str], s_vox: np.ndarray) -> No
     crop.update(news)
 
 
-def _groups(boxes: list[tuple[tuple[slice, ...], list[str], np.ndarray]], pad, shape):
+def _groups(boxes: list[tuple[tuple[slice, ...], str, np.ndarray]], pad, shape
+            ) -> list[tuple[tuple[slice, ...], list[tuple[str, np.ndarray]]]]:
     """Merge the change boxes whose blur reach overlaps (their updates would interact)."""
     groups = [(b, [(v, s)]) for b, v, s in boxes]
     merged = True
@@ -403,10 +404,10 @@ def shifted_voi_totals(images: Sequence[np.ndarray], regions: GTMRegions,
             roi = {k: np.asarray(v[ext], float) for k, v in regions.rois.items()
                    if np.any(v[ext])}
             src_new, roi_new = dict(src), dict(roi)
-            for k in (BACKGROUND,):
-                if k in index:
-                    src_new.setdefault(k, np.zeros(src_new[next(iter(src_new))].shape))
-                    roi_new.setdefault(k, np.zeros(roi_new[next(iter(roi_new))].shape))
+            if BACKGROUND in index:  # the vacated part goes there, even where it was absent
+                crop_shape = tuple(e.stop - e.start for e in ext)
+                src_new.setdefault(BACKGROUND, np.zeros(crop_shape))
+                roi_new.setdefault(BACKGROUND, np.zeros(crop_shape))
             for voi, sv in members:
                 _move(src_new, _keys_of(regions, voi), sv)
                 _move(roi_new, _keys_of(regions, voi), sv)
