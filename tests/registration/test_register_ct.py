@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from _reg_phantom import ANGLES, SHIFT, ct_volume, euler, grid, moved_points
+from _reg_phantom import ANGLES, SHIFT, ct_values, ct_volume, euler, grid, moved_points
 
 from theradose.registration import register_ct
 
@@ -45,20 +45,53 @@ def test_same_seed_same_transform():
     assert not np.allclose(a, c, rtol=0, atol=1e-4)  # the seed really drives the sampling
 
 
-def test_deformable_keeps_rigid_accuracy_and_composes():
-    # analytic: for a purely rigid motion the BSpline refinement must not spoil the result
-    # badly and is returned after the rigid part. The unregularised BSpline drifts in
-    # featureless regions of this blocky phantom (measured: rigid 0.97 mm, deformable 1.29 mm
-    # mean at body points), hence the 2 mm bound (the issue's acceptance for the demo).
-    import SimpleITK as sitk
-
+def test_deformable_on_a_rigid_motion_keeps_the_rigid_result():
+    # analytic: for a purely rigid motion there is nothing for the BSpline to find; fitted to
+    # its 5 % sample it distorted the result by 1.3-2.8 mm depending on the sample (and on
+    # round-off), and made the mutual information over the whole image worse. The hold-out
+    # check rejects it and the rigid result (< 1 mm) comes back.
     g = grid(shape=(30, 40, 50), spacing=(5.0, 5.0, 5.0))
     truth = euler(shift=(4.0, -3.0, 5.0))
     fixed, moving = ct_volume(g), ct_volume(g, truth, noise_hu=10.0)
+    body = g.voxel_centres()[fixed.array > -500][::5]
+    for seed in (0, 1):
+        res = register_ct(fixed.to_sitk(), moving.to_sitk(), deformable=True, seed=seed)
+        assert res.transform.GetName() == "Euler3DTransform"
+        assert "BSpline rejected" in res.stop
+        got = moved_points(res.transform, body)
+        assert np.linalg.norm(got - moved_points(truth, body), axis=1).mean() < 1.0
+
+
+def test_deformable_follows_a_smooth_deformation():
+    # analytic: the moving CT is the phantom under a known divergence-free random field (5 mm
+    # RMS, 60 mm correlation; the virtual patients' model), so the true map of a reference
+    # point p is the x with x + u(x) = p. The BSpline is kept, composed after the rigid part,
+    # and brings the residual well below the rigid one (measured 4.0 -> 2.7 mm).
+    import SimpleITK as sitk
+
+    from theradose.phantoms import random_transform
+    from theradose.pipeline._demo import _invert
+    from theradose.volume import Volume
+
+    g = grid(shape=(30, 40, 50), spacing=(5.0, 5.0, 5.0))
+    motion = random_transform(np.random.default_rng(4), centre_mm=(0.0, 0.0, 0.0),
+                              max_rotation_deg=0.0, max_shift_mm=0.0, deformation_mm=5.0,
+                              breathing_mm=0.0)
+    pts = g.voxel_centres()
+    hu = ct_values(motion.transform_points(pts)) + \
+        np.random.default_rng(2).normal(0.0, 10.0, pts.shape[:-1])
+    moving = Volume(hu.astype(np.float32), g, unit="HU", modality="CT")
+    fixed = ct_volume(g)
+    body = pts[fixed.array > -500][::5]
+    want = _invert(motion, body)
+    rigid = register_ct(fixed.to_sitk(), moving.to_sitk(), seed=0).transform
     res = register_ct(fixed.to_sitk(), moving.to_sitk(), deformable=True, seed=0)
     comp = sitk.CompositeTransform(res.transform)
     assert comp.GetNumberOfTransforms() == 2
     assert comp.GetNthTransform(1).GetName().startswith("BSplineTransform")
-    body = g.voxel_centres()[fixed.array > -500][::5]
-    got = np.array([res.transform.TransformPoint(tuple(p)) for p in body])
-    assert np.linalg.norm(got - moved_points(truth, body), axis=1).mean() < 2.0
+
+    def residual(t):
+        got = np.array([t.TransformPoint(tuple(p)) for p in body])
+        return np.linalg.norm(got - want, axis=1).mean()
+
+    assert residual(res.transform) < residual(rigid) - 0.5
