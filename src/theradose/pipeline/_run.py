@@ -377,6 +377,7 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
             results["outputs"]["report_html"] = html.name
             results["outputs"]["report_pdf"] = pdf.name
         timed("report", t0)
+        results["provenance"]["timings_s"]["report"] = timings["report"]
     results["provenance"]["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
     write_results(results, results_path, overwrite=overwrite)
     return results
