@@ -27,12 +27,12 @@ regions still partition the image. Only a box around each moved VOI changes, so 
 matrix is updated there instead of recomputed (exact: a change ``ΔS`` of a source changes its
 spread function only within the Gaussian's truncation radius).
 
-This is the VOI-level ("lesion-by-lesion") local registration of serial SPECT that dosimetry
-guidance asks for where a global registration cannot align small structures (MIRD Pamphlet 23,
-Dewaraja et al. 2012, section on image registration; Ljungberg and Sjögreen Gleisner 2016,
-the Lundadose chain), done inside the partial-volume model rather than by resampling the image
-again (each resampling of an emission image blurs it a little more, which the GTM, knowing only
-the camera's FWHM, would read as lost counts).
+Local, VOI-by-VOI registration is the usual remedy for serial SPECT where a global
+registration cannot align small structures (see the discussions of image registration in MIRD
+Pamphlet 23, Dewaraja et al. 2012, and in Ljungberg and Sjögreen Gleisner 2016); here it is
+done inside the partial-volume model rather than by resampling the image again (each
+resampling of an emission image blurs it a little more, which the GTM, knowing only the
+camera's FWHM, would read as lost counts).
 
 References
 ----------
