@@ -45,13 +45,6 @@ _LESION_METHODS = ("none", "percent_max", "suv_threshold", "region_growing")
 _PVC = ("none", "gtm")
 _ENGINES = ("kernel", "organ_svalues", "montecarlo", "led")
 _PHANTOMS = ("auto", "adult_male", "adult_female")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "calibration_cps_per_mbq": (int, float), "injected_activity_mbq": (int, float),
-    "fwhm_mm": (int, float), "pvc": (str,), "gtm_roi_margin_mm": (int, float),
-    "gtm_shell_mm": (int, float), "gtm_guard_mm": (int, float),
-    "local_align_max_mm": (int, float),
-    "nuclide": (str,), "injection_time": (str,), "threshold": (int, float),
-}
 
 
 def _fail(file: str | None, key: str, msg: str) -> InputError:
