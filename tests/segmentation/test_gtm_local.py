@@ -106,22 +106,29 @@ def test_zero_shift_is_the_plain_gtm(scene):
         np.testing.assert_allclose(same[k], plain[k], rtol=1e-10)
 
 
+def _rebuilt_totals(regions, img, moves) -> dict[str, float]:
+    """The reference: every region moved on whole arrays, the GTM solved from scratch."""
+    src = {k: v.astype(float) for k, v in regions.sources.items()}
+    roi = {k: v.astype(float) for k, v in regions.rois.items()}
+    for voi, s_mm in moves.items():
+        s_vox = np.asarray(s_mm)[::-1] / np.asarray(SPACING)[::-1]
+        _move(src, [voi], s_vox)
+        _move(roi, [voi], s_vox)
+    c = gtm_correct_series([img], src, SPACING, FWHM, rois=roi)
+    out: dict[str, float] = {}
+    for k in src:
+        o = regions.owner[k]
+        out[o] = out.get(o, 0.0) + float(c[k][0]) * src[k].sum() * VML
+    return out
+
+
 def test_local_update_equals_the_full_gtm_of_the_moved_regions(scene):
     # the box-local update of the transfer matrix against the GTM rebuilt on whole arrays
     regions, image = scene
     s_mm = np.array([2.6, 1.3, -3.7])
     img = image(s_mm)[0]
     got = shifted_voi_totals([img], regions, SPACING, {"lesion_1": s_mm[None]})
-    src = {k: v.astype(float) for k, v in regions.sources.items()}
-    roi = {k: v.astype(float) for k, v in regions.rois.items()}
-    s_vox = s_mm[::-1] / np.asarray(SPACING)[::-1]
-    _move(src, ["lesion_1"], s_vox)
-    _move(roi, ["lesion_1"], s_vox)
-    c = gtm_correct_series([img], src, SPACING, FWHM, rois=roi)
-    full: dict[str, float] = {}
-    for k in src:  # the bladder is split into core and shell
-        o = regions.owner[k]
-        full[o] = full.get(o, 0.0) + float(c[k][0]) * src[k].sum() * VML
+    full = _rebuilt_totals(regions, img, {"lesion_1": s_mm})  # the bladder: core and shell
     assert set(full) == set(got)
     for o, v in full.items():
         assert got[o][0] == pytest.approx(v, rel=1e-9, abs=1e-6)
@@ -204,13 +211,6 @@ def test_overlapping_update_boxes_are_merged_exactly(pair):
     img = image((0.0, 0.0, 0.0))[0]
     got = shifted_voi_totals([img], regions, SPACING, {"lesion_1": s1[None],
                                                       "lesion_2": s2[None]})
-    src = {k: v.astype(float) for k, v in regions.sources.items()}
-    roi = {k: v.astype(float) for k, v in regions.rois.items()}
-    for v, s in (("lesion_1", s1), ("lesion_2", s2)):
-        sv = s[::-1] / np.asarray(SPACING)[::-1]
-        _move(src, [v], sv)
-        _move(roi, [v], sv)
-    c = gtm_correct_series([img], src, SPACING, FWHM, rois=roi)
-    for k in src:
-        full = float(c[k][0]) * src[k].sum() * VML
-        assert got[regions.owner[k]][0] == pytest.approx(full, rel=1e-9, abs=1e-6)
+    full = _rebuilt_totals(regions, img, {"lesion_1": s1, "lesion_2": s2})
+    for o, v in full.items():
+        assert got[o][0] == pytest.approx(v, rel=1e-9, abs=1e-6)

@@ -91,7 +91,7 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path) -> lis
     moves = {round(a["time_after_injection_h"], 6): a["motion"] for a in truth["acquisitions"]
              if a["modality"] == "NM" and a.get("motion")}
     out = []
-    for q in results.get("registration", []):
+    for k, q in enumerate(results.get("registration", [])):
         mot = moves.get(round(float(q["time_h"]), 6))
         tr = q.get("transform")
         if mot is None or not tr:
@@ -104,8 +104,12 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path) -> lis
         t = sitk.Euler3DTransform(tuple(tr["centre_mm"]), *np.deg2rad(tr["rotation_deg"]),
                                   tuple(tr["translation_mm"]))
         rot = np.asarray(t.GetMatrix()).reshape(3, 3)
-        c = np.asarray(t.GetCenter())
-        got = (p - c) @ rot.T + c + np.asarray(t.GetTranslation())  # = t.TransformPoint
+        c, shift = np.asarray(t.GetCenter()), np.asarray(t.GetTranslation())
+
+        def estimate(pts, rot=rot, c=c, shift=shift):  # = t.TransformPoint, vectorised
+            return (pts - c) @ rot.T + c + shift
+
+        got = estimate(p)
         best = _best_rigid(p, x)
         err = np.linalg.norm(got - x, axis=1)
         out.append({"time_h": float(q["time_h"]), "mean_mm": float(err.mean()),
@@ -114,14 +118,12 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path) -> lis
                     "vs_best_rigid_mm": float(np.linalg.norm(got - best, axis=1).mean()),
                     "vs_repositioning_mm": float(np.linalg.norm(got - x_rigid, axis=1).mean()),
                     "n_points": len(p),
-                    "local": _local_residual(results, labels, motion,
-                                             rot, c, np.asarray(t.GetTranslation()),
-                                             list(results["registration"]).index(q))})
+                    "local": _local_residual(results, labels, motion, estimate, rot, k)})
     return out
 
 
-def _local_residual(results: dict[str, Any], labels, motion, rot: np.ndarray, c: np.ndarray,
-                    trans: np.ndarray, k: int) -> dict[str, dict[str, float]]:
+def _local_residual(results: dict[str, Any], labels, motion, estimate, rot: np.ndarray,
+                    k: int) -> dict[str, dict[str, float]]:
     """Per locally aligned VOI: its true offset from the rigid estimate, and after the fit.
 
     A VOI voxel ``p`` is imaged at ``x`` (true motion, inverted); the rigid estimate puts it at
@@ -135,7 +137,7 @@ def _local_residual(results: dict[str, Any], labels, motion, rot: np.ndarray, c:
             continue
         pts = labels.geometry.voxel_centres()[labels.array == labels.labels[name]]
         x = _invert(motion, pts)
-        got = (pts - c) @ rot.T + c + trans
+        got = estimate(pts)
         true_shift = ((x - got) @ rot).mean(axis=0)  # Rᵀ (x − T(p)), row vectors
         fitted = np.asarray(shifts[k], float)
         out[name] = {"rigid_mm": float(np.linalg.norm(true_shift)),

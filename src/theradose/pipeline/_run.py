@@ -271,7 +271,6 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     table = kin["table"]
     vois: dict[str, Any] = {}
     rad = cfg.section("radiobiology")["enabled"]
-
     for name in sorted(labels.names.values()):
         fit = kin["fits"].get(name)
         sel = fit.selected_fit if fit else None

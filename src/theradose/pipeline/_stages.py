@@ -333,24 +333,26 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                           guard_mm=kin["gtm_guard_mm"])
     images = list(reg["emission_bq_ml"])
     moving = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in kin["local_align"])]
-    local = None
-    if moving:
-        local = fit_local_shifts(images, regions, grid.spacing_mm, moving,
-                                 max_shift_mm=kin["local_align_max_mm"])
-        tot = shifted_voi_totals(images, regions, grid.spacing_mm, local)
-        for n in moving:
-            for t, (ok, note) in enumerate(zip(local.accepted[n], local.notes[n], strict=True)):
-                if not ok:
-                    log.warning("local alignment of %s at %g h not used: %s", n,
-                                float(reg["times_h"][t]), note)
-            big = float(np.max(np.linalg.norm(local.shifts_mm[n], axis=1)))
-            if big > fwhm_mm / 2:
-                log.info("%s lies up to %.1f mm from its VOI after registration (local "
-                         "alignment applied)", n, big)
-    else:
-        tot = gtm_voi_totals(images, regions, grid.spacing_mm)
-    rec_sd = _recovery_sd(images, regions, grid.spacing_mm, local, tot,
-                          float(kin["gtm_fwhm_rel_sd"]))
+    local = fit_local_shifts(images, regions, grid.spacing_mm, moving,
+                             max_shift_mm=kin["local_align_max_mm"]) if moving else None
+
+    def totals(r) -> dict[str, np.ndarray]:
+        """Corrected totals of region set ``r``, lesions where each image shows them."""
+        if local is None:
+            return gtm_voi_totals(images, r, grid.spacing_mm)
+        return shifted_voi_totals(images, r, grid.spacing_mm, local)
+
+    tot = totals(regions)
+    for n in moving:  # empty when local is None
+        for t, (ok, note) in enumerate(zip(local.accepted[n], local.notes[n], strict=True)):
+            if not ok:
+                log.warning("local alignment of %s at %g h not used: %s", n,
+                            float(reg["times_h"][t]), note)
+        big = float(np.max(np.linalg.norm(local.shifts_mm[n], axis=1)))
+        if big > fwhm_mm / 2:
+            log.info("%s lies up to %.1f mm from its VOI after registration (local "
+                     "alignment applied)", n, big)
+    rec_sd = _recovery_sd(totals, regions, tot, float(kin["gtm_fwhm_rel_sd"]))
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
     conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
@@ -376,11 +378,11 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                  "fwhm_rel_sd": float(kin["gtm_fwhm_rel_sd"]), "recovery_rel_sd": rec_sd}
 
 
-def _recovery_sd(images: list[np.ndarray], regions, spacing_mm, local, tot: dict[str, Any],
-                 rel_sd: float) -> dict[str, float]:
+def _recovery_sd(totals, regions, tot: dict[str, Any], rel_sd: float) -> dict[str, float]:
     """Relative standard uncertainty of each VOI's corrected activity from the PSF's FWHM.
 
-    The GTM is solved again with the FWHM ``× (1 ± rel_sd)`` (same regions and local shifts);
+    ``totals(region set)`` solves the GTM (with the same local shifts); it is solved again
+    with the FWHM ``× (1 ± rel_sd)``;
     half the spread of the totals, summed over the time points, over the summed totals: a
     systematic (all time points together) recovery uncertainty in the sense of Gear et al.
     2018 (EANM uncertainty guidance, doi:10.1007/s00259-018-4136-7), for the TIA fit's
@@ -389,16 +391,11 @@ def _recovery_sd(images: list[np.ndarray], regions, spacing_mm, local, tot: dict
     """
     from dataclasses import replace
 
-    from theradose.segmentation import gtm_voi_totals, shifted_voi_totals
-
     if rel_sd <= 0:
         return {}
     fwhm = float(regions.settings["fwhm_mm"])
-    spread = []
-    for f in (1.0 - rel_sd, 1.0 + rel_sd):
-        r = replace(regions, settings={**regions.settings, "fwhm_mm": fwhm * f})
-        spread.append(gtm_voi_totals(images, r, spacing_mm) if local is None
-                      else shifted_voi_totals(images, r, spacing_mm, local))
+    spread = [totals(replace(regions, settings={**regions.settings, "fwhm_mm": fwhm * f}))
+              for f in (1.0 - rel_sd, 1.0 + rel_sd)]
     out = {}
     for n, t in tot.items():
         base = float(np.sum(np.maximum(t, 0.0)))
