@@ -176,15 +176,22 @@ def test_pure_voxels_follow_schneider(male):
 
 
 def test_partial_volume_mixes_hu_and_density_with_the_same_fraction(male):
-    # at a liver / body boundary voxel: HU = HU_b + f (HU_l - HU_b), ρ = ρ_b + f (ρ_l - ρ_b)
+    # at a liver / body boundary voxel deep in muscle (away from the subcutaneous and visceral
+    # fat): HU = HU_m + f (HU_l - HU_m), ρ = ρ_m + f (ρ_l - ρ_m)
     lab = male.labels.array
     liver, body = male.labels.labels["liver"], male.labels.labels["body"]
     only = np.isin(lab, [liver, body])
     region = ndimage.minimum_filter(only.astype(np.uint8), size=3).astype(bool)
     mixed = region & (ndimage.maximum_filter(lab, size=3) == liver) & (
         ndimage.minimum_filter(np.where(only, lab, 255), size=3) == min(liver, body))
-    hu_b, hu_l = TISSUES["soft_tissue"]["hu"], TISSUES["liver"]["hu"]
-    rb, rl = TISSUES["soft_tissue"]["density_g_cm3"], TISSUES["liver"]["density_g_cm3"]
+    comp = male.params["body_composition"]
+    h = male.geometry.spacing_mm[0]
+    wrapped = np.isin(lab, [male.labels.labels[n] for n in comp["envelope"]
+                            if n in male.labels.labels])
+    mixed &= ndimage.distance_transform_edt(lab > 0, sampling=h) > comp["subcutaneous_mm"] + 2 * h
+    mixed &= ndimage.distance_transform_edt(~wrapped, sampling=h) > comp["visceral_mm"] + 2 * h
+    hu_b, hu_l = TISSUES["muscle"]["hu"], TISSUES["liver"]["hu"]
+    rb, rl = TISSUES["muscle"]["density_g_cm3"], TISSUES["liver"]["density_g_cm3"]
     hu = male.hu.array[mixed].astype(float)
     rho = male.density.array[mixed].astype(float)
     partial = (hu > hu_b + 0.5) & (hu < hu_l - 0.5)
@@ -193,6 +200,58 @@ def test_partial_volume_mixes_hu_and_density_with_the_same_fraction(male):
     f_rho = (rho[partial] - rb) / (rl - rb)
     np.testing.assert_allclose(f_hu, f_rho, atol=2e-3)
     assert np.all((hu >= hu_b - 1e-3) & (hu <= hu_l + 1e-3))
+
+
+# ------------------------------------------------------------------ body composition
+# ICRP-89 Table 2.8 adipose tissue and skeletal muscle (kg), typed here independently.
+ICRP89_ADIPOSE_KG = {"male": 18.2, "female": 22.5}
+ICRP89_MUSCLE_KG = {"male": 29.0, "female": 17.5}
+
+
+@pytest.mark.parametrize("sex", ["male", "female"])
+def test_body_composition_follows_icrp89(sex, male, female):
+    a = male if sex == "male" else female
+    comp = a.params["body_composition"]
+    # the subcutaneous thickness was chosen for the adipose mass (a regression check) ...
+    assert comp["adipose_g"] / 1000 == pytest.approx(ICRP89_ADIPOSE_KG[sex], rel=0.02)
+    # ... the rest of the body region is not fitted: muscle plus skin, connective tissue and
+    # vessels, so at least ICRP-89's skeletal muscle and not much more
+    assert ICRP89_MUSCLE_KG[sex] <= comp["muscle_g"] / 1000 <= 1.1 * ICRP89_MUSCLE_KG[sex]
+    assert a.masses_g["body"] == pytest.approx(comp["adipose_g"] + comp["muscle_g"], rel=1e-9)
+    # volume of the body tissue x its mean density = its mass
+    mean_rho = a.masses_g["body"] / comp["body_tissue_ml"]
+    assert TISSUES["adipose"]["density_g_cm3"] < mean_rho < TISSUES["muscle"]["density_g_cm3"]
+
+
+def test_fat_outlines_the_kidneys_and_lies_under_the_skin(male):
+    # CT contrast a registration can use: perirenal fat around the kidneys, subcutaneous fat
+    # under the skin, muscle in between (ICRU-46 densities, Schneider 2000 HU)
+    lab, hu = male.labels.array, male.hu.array
+    h = male.geometry.spacing_mm[0]
+    body = lab == male.labels.labels["body"]
+    kidney = np.isin(lab, [male.labels.labels[n] for n in ("kidney_left_cortex",
+                                                            "kidney_right_cortex")])
+    d_kid = ndimage.distance_transform_edt(~kidney, sampling=h)
+    d_skin = ndimage.distance_transform_edt(lab > 0, sampling=h)
+    fat_hu, mus_hu = TISSUES["adipose"]["hu"], TISSUES["muscle"]["hu"]
+    ring = body & (d_kid > h + 0.1) & (d_kid <= 6.0) & (d_skin > 40)
+    assert np.median(hu[ring]) == pytest.approx(fat_hu, abs=1.0)
+    under_skin = body & (d_skin > h + 0.1) & (d_skin <= 12.0)
+    assert np.median(hu[under_skin]) == pytest.approx(fat_hu, abs=1.0)
+    deep = body & (d_skin > 40) & (d_kid > 30)
+    assert np.median(hu[deep]) == pytest.approx(mus_hu, abs=1.0)
+    assert mus_hu - fat_hu > 100.0
+
+
+def test_heavier_patient_carries_more_subcutaneous_fat():
+    a = random_anatomy(np.random.default_rng(1), sex="male", height_cm=175.0, weight_kg=110.0,
+                       voxel_mm=6.0)
+    b = random_anatomy(np.random.default_rng(1), sex="male", height_cm=175.0, weight_kg=60.0,
+                       voxel_mm=6.0)
+    ca, cb = a.params["body_composition"], b.params["body_composition"]
+    assert ca["subcutaneous_mm"] > cb["subcutaneous_mm"]
+    assert ca["adipose_g"] / a.params["total_body_mass_g"] > \
+        cb["adipose_g"] / b.params["total_body_mass_g"]
 
 
 # ------------------------------------------------------------------ random anatomy

@@ -11,6 +11,13 @@ import math
 import numpy as np
 
 from theradose.errors import InputError
+from theradose.phantoms._anatomy_adipose import (
+    FAT_ENVELOPE,
+    VISCERAL_MM,
+    BodyComposition,
+    adipose_fraction,
+    subcutaneous_mm,
+)
 from theradose.phantoms._anatomy_lesions import LESION_SITES, add_lesions
 from theradose.phantoms._anatomy_model import Anatomy, add_sums
 from theradose.phantoms._anatomy_reference import REFERENCE_PARAMS
@@ -78,6 +85,29 @@ def _legs_below_fov_ml(p: dict) -> float:
     return float(2 * np.pi * p["s_t"] ** 2 * p["s_z"] * np.trapezoid(r * r, zz))
 
 
+def _split_body(res, value: dict[str, int], voxel_mm: float,
+                composition: BodyComposition) -> dict[str, float]:
+    """Replace the body's soft tissue by adipose tissue and muscle (in place on ``res``).
+
+    Only the body share of each voxel (``res.body_fraction``) changes, by the same mixture in
+    HU and density, so voxels stay linear mixtures of pure tissues. Returns the masses (g)
+    and volume (mL) of the body tissue by component.
+    """
+    names = {v: n for n, v in value.items()}
+    fat = adipose_fraction(res.labels, names, voxel_mm, composition)
+    share = res.body_fraction
+    soft, adi, mus = (TISSUES[t] for t in ("soft_tissue", "adipose", "muscle"))
+    for arr, key in ((res.hu, "hu"), (res.density, "density_g_cm3")):
+        arr += share * (fat * adi[key] + (1.0 - fat) * mus[key] - soft[key])
+    vvol = (voxel_mm / 10.0) ** 3
+    v_fat = float(np.sum(share * fat, dtype=np.float64)) * vvol
+    v_all = float(np.sum(share, dtype=np.float64)) * vvol
+    m_fat = v_fat * adi["density_g_cm3"]
+    m_mus = (v_all - v_fat) * mus["density_g_cm3"]
+    res.mass_by_value[value["body"]] = m_fat + m_mus
+    return {"adipose_g": m_fat, "muscle_g": m_mus, "body_tissue_ml": v_all}
+
+
 def build_anatomy(sex: str, p: dict, *, voxel_mm: float = 3.0, supersample: int = 3,
                   extra: dict | None = None) -> Anatomy:
     """Voxelise the template for parameters ``p`` (see ``_anatomy_template.build_steps``)."""
@@ -91,6 +121,9 @@ def build_anatomy(sex: str, p: dict, *, voxel_mm: float = 3.0, supersample: int 
     h = voxel_mm / 10.0
     res = voxelize(outline, steps, axes, (h, h, h), hu_tab, rho_tab, body_value=value["body"],
                    supersample=supersample)
+    composition = BodyComposition(subcutaneous_mm(sex, p["s_t"], min(p["s_t"], p["s_z"])),
+                                  VISCERAL_MM, FAT_ENVELOPE)
+    body_tissue = _split_body(res, value, voxel_mm, composition)
     x, y, z = axes
     geom = Geometry(res.labels.shape, (voxel_mm,) * 3, (x[0] * 10, y[0] * 10, z[0] * 10))
     labels = LabelMap(res.labels, geom, modality="OT", names={v: n for n, v in value.items()})
@@ -120,6 +153,7 @@ def build_anatomy(sex: str, p: dict, *, voxel_mm: float = 3.0, supersample: int 
         "bladder_wall_mm": 10 * p["bladder_wall_cm"],
         "heart_inner_ratio": p["heart_inner"],
         "red_marrow_fraction_of_spongiosa": RED_MARROW_FRACTION_OF_SPONGIOSA,
+        "body_composition": {**composition.to_dict(), **body_tissue},
         "fov_mm": {"x": [x[0] * 10, x[-1] * 10], "y": [y[0] * 10, y[-1] * 10],
                    "z": [z[0] * 10, z[-1] * 10], "extent": "head to mid-thigh"},
         "mass_in_fov_g": in_fov,

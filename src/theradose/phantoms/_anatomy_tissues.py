@@ -44,6 +44,8 @@ def hu_for_density(rho_g_cm3: float) -> float:
 _DENSITY: dict[str, tuple[float, str]] = {
     "air": (0.0012, "dry air (ICRU-46)"),
     "soft_tissue": (1.03, "ICRU-46 adult soft tissue"),
+    "adipose": (0.95, "ICRU-46 adipose tissue, adult #2"),
+    "muscle": (1.05, "ICRU-46 skeletal muscle, adult #2"),
     "lung": (0.26, "ICRU-46 lung, inflated"),
     "liver": (1.06, "ICRU-46 liver"),
     "spleen": (1.06, "ICRU-46 spleen"),

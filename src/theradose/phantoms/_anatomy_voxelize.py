@@ -25,12 +25,17 @@ _CHUNK_VOXELS = 40_000
 
 @dataclass
 class VoxelResult:
-    """Label array, HU, density (all ``(Z, Y, X)``) and mass per label value (g)."""
+    """Label array, HU, density (all ``(Z, Y, X)``), mass per label value (g), body share.
+
+    ``body_fraction`` is the fraction of each voxel inside the body region proper (sub-points
+    painted with the body label; 1 or 0 away from boundaries).
+    """
 
     labels: np.ndarray
     hu: np.ndarray
     density: np.ndarray
     mass_by_value: np.ndarray
+    body_fraction: np.ndarray
 
 
 def _index_box(lo, hi, axes, pad: float) -> tuple[slice, slice, slice] | None:
@@ -148,6 +153,7 @@ def voxelize(outline: list[Solid], steps: list[tuple[int, Solid]], axes_cm, spac
     vvol = float(np.prod(spacing_cm))
     inner = ~boundary
     mass = np.bincount(lab[inner], weights=rho_by_value[lab[inner]], minlength=n_lab) * vvol
+    fbody = (lab == body_value).astype(np.float32)
 
     n = int(supersample)
     o = (np.arange(n) + 0.5) / n - 0.5
@@ -158,6 +164,7 @@ def voxelize(outline: list[Solid], steps: list[tuple[int, Solid]], axes_cm, spac
     flat = np.flatnonzero(boundary)
     q = off.shape[0]
     lab_flat, hu_flat, rho_flat = lab.reshape(-1), hu.reshape(-1), rho.reshape(-1)
+    fbody_flat = fbody.reshape(-1)
     for c0 in range(0, flat.size, _CHUNK_VOXELS):
         idx = flat[c0:c0 + _CHUNK_VOXELS]
         kk, jj, ii = np.unravel_index(idx, lab.shape)
@@ -169,4 +176,5 @@ def voxelize(outline: list[Solid], steps: list[tuple[int, Solid]], axes_cm, spac
         key = (np.arange(idx.size)[:, None] * n_lab + sub).ravel()
         counts = np.bincount(key, minlength=idx.size * n_lab).reshape(idx.size, n_lab)
         lab_flat[idx] = counts.argmax(axis=1).astype(lab.dtype)
-    return VoxelResult(lab, hu, rho, mass)
+        fbody_flat[idx] = counts[:, body_value] / q
+    return VoxelResult(lab, hu, rho, mass, fbody)
