@@ -14,7 +14,8 @@ from theradose.pipeline._demo import registration_residual
 from theradose.volume import LabelMap
 
 
-def _case(tmp_path, motion: PatientMotion, transform: dict, vois: dict | None = None):
+def _case(tmp_path, motion: PatientMotion, transform: dict, vois: dict | None = None,
+          results_dir=None):
     arr = np.zeros((20, 24, 24), np.int16)
     arr[3:17, 4:20, 4:20] = 1
     labels = LabelMap.from_array(arr, spacing_mm=(10.0, 10.0, 10.0), names={1: "body"})
@@ -27,7 +28,7 @@ def _case(tmp_path, motion: PatientMotion, transform: dict, vois: dict | None = 
                "registration": [{"time_h": 4.0, "transform": None},
                                 {"time_h": 24.0, "transform": transform}],
                "vois": vois or {}}
-    return registration_residual(results, tmp_path)
+    return registration_residual(results, tmp_path, results_dir)
 
 
 def test_exact_rigid_estimate_has_zero_residual(tmp_path):
@@ -77,7 +78,7 @@ def test_local_alignment_residual_uses_the_fitted_shift(tmp_path):
         sub.mkdir()
         vois = {"body": {"pvc": {"local_shift_mm": [[0.0, 0.0, 0.0], shift]}}}
         loc = _case(sub, motion, est, vois)[0]["local"]["body"]
-        assert loc["rigid_mm"] == pytest.approx(3.0, rel=1e-9)
+        assert loc["registered_mm"] == pytest.approx(3.0, rel=1e-9)
         assert loc["after_local_mm"] == pytest.approx(expected, abs=1e-9)
 
 
@@ -91,6 +92,33 @@ def test_deformation_sets_a_floor_no_rigid_map_beats(tmp_path):
     assert r["vs_repositioning_mm"] == pytest.approx(0.0, abs=1e-9)  # no rigid part
     assert r["rigid_floor_mm"] > 1.0  # the smooth field is not rigid
     assert r["mean_mm"] >= r["rigid_floor_mm"] - 1e-9  # least squares: nothing rigid is closer
+
+
+def test_full_transform_file_is_used_and_landmarks_follow_tg132(tmp_path):
+    # the pipeline writes the full transform (rigid + BSpline when deformable) to
+    # OUT/registration/transform_tp<i>.h5; the residual uses it over the rigid parameters
+    import SimpleITK as sitk
+
+    t = np.array([6.0, -4.0, 9.0])
+    motion = PatientMotion(rotation_deg=[0, 0, 0], translation_mm=t, centre_mm=[0, 0, 0])
+    out = tmp_path / "results"
+    (out / "registration").mkdir(parents=True)
+    sitk.WriteTransform(sitk.TranslationTransform(3, tuple(-t)),
+                        str(out / "registration" / "transform_tp2.h5"))
+    rigid_identity = {"rotation_deg": [0, 0, 0], "translation_mm": [0, 0, 0],
+                      "centre_mm": [0, 0, 0]}
+    r = _case(tmp_path, motion, rigid_identity, {"body": {}}, out)[0]
+    assert r["mean_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert r["rigid_mean_mm"] == pytest.approx(float(np.linalg.norm(t)), rel=1e-9)
+    assert r["landmark_tre_mm"]["body"] == pytest.approx(0.0, abs=1e-9)
+    assert r["tg132_pass"]
+    # a 3 mm error: the landmark reading fails TG-132's mean < 2 mm
+    (tmp_path / "again").mkdir()
+    sitk.WriteTransform(sitk.TranslationTransform(3, tuple(-t + [0.0, 3.0, 0.0])),
+                        str(out / "registration" / "transform_tp2.h5"))
+    r = _case(tmp_path / "again", motion, rigid_identity, {"body": {}}, out)[0]
+    assert r["tre_mean_mm"] == pytest.approx(3.0, rel=1e-9)
+    assert not r["tg132_pass"]
 
 
 def test_virtual_patient_seg_has_each_lesion_and_the_salivary_glands(small_patient,

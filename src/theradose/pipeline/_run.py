@@ -336,6 +336,11 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
         write_seg(labels, out / "seg.dcm", reference=ct, algorithm_type="SEMIAUTOMATIC",
                   series_description="theradose VOIs", overwrite=overwrite)
         outputs["seg"] = "seg.dcm"
+    for name, data in sorted(reg.get("transforms_h5", {}).items()):
+        # reference -> time point (ITK convention), rigid or rigid + BSpline
+        with atomic_path(out / "registration" / name, overwrite=overwrite) as tmp:
+            tmp.write_bytes(data)
+        outputs[name.removesuffix(".h5")] = f"registration/{name}"
     timed("outputs", t0)
 
     results: dict[str, Any] = {

@@ -88,6 +88,7 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
         raise InputError(f"got {ref}; the study has {n} time points (0..{n - 1})",
                          file=cfg.source, field="registration.reference")
     quality: list[dict[str, Any]] = []
+    transforms: dict[str, bytes] = {}
     tps = study.time_points
     if reg["enabled"] and n > 1:
         r = register_study(study, reference=ref, deformable=reg["deformable"],
@@ -95,6 +96,7 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
         tps = r.study.time_points
         # per time point: quality and the rigid transform (reference -> time point, ITK)
         quality = r.to_dict()["time_points"]
+        transforms = _transform_files(r)
     ref_ct = tps[ref].ct
     grid = ref_ct.geometry
     emis, frac = [], []
@@ -121,11 +123,23 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
         "ct_meta": meta,
         "administration": study.administration,
         "registration": quality,
+        "transforms_h5": transforms,
         "study": study.summary(),
         "emission_files": [_src(tp.emission) for tp in study.time_points],
         "fov_fraction": frac,
         "reference": ref,
     }
+
+
+def _transform_files(registered) -> dict[str, bytes]:
+    """The full transforms (rigid, or rigid + BSpline) as ITK HDF5 file contents by name.
+
+    Kept as bytes so that the cached registration stage can write them to every output folder.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return {p.name: p.read_bytes() for p in registered.write_transforms(tmp)}
 
 
 def ct_volume(reg: dict[str, Any]) -> Volume:
