@@ -112,6 +112,7 @@ def test_full_transform_file_is_used_and_landmarks_follow_tg132(tmp_path):
     assert r["rigid_mean_mm"] == pytest.approx(float(np.linalg.norm(t)), rel=1e-9)
     assert r["landmark_tre_mm"]["body"] == pytest.approx(0.0, abs=1e-9)
     assert r["tg132_pass"]
+    assert not r["deformable"]  # a translation, not rigid + BSpline
     # a 3 mm error: the landmark reading fails TG-132's mean < 2 mm
     (tmp_path / "again").mkdir()
     sitk.WriteTransform(sitk.TranslationTransform(3, tuple(-t + [0.0, 3.0, 0.0])),

@@ -84,8 +84,8 @@ class BodyComposition:
 
 def subcutaneous_mm(sex: str, s_t: float, f_t: float) -> float:
     """Subcutaneous fat thickness (mm) for body scale ``s_t`` and rib-cage scale ``f_t``."""
-    return SUBCUTANEOUS_REFERENCE_MM[sex] + _TRUNK_SEMI_AXIS_MM * max(0.0, float(s_t)
-                                                                       - float(f_t))
+    extra_girth = max(0.0, float(s_t) - float(f_t))
+    return SUBCUTANEOUS_REFERENCE_MM[sex] + _TRUNK_SEMI_AXIS_MM * extra_girth
 
 
 def _layer(depth_mm: np.ndarray, thickness_mm: float, voxel_mm: float) -> np.ndarray:

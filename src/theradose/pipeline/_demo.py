@@ -59,15 +59,18 @@ def _best_rigid(p: np.ndarray, x: np.ndarray) -> np.ndarray:
 TG132_MEAN_MM, TG132_MAX_MM = 2.0, 5.0
 
 
-def _displacement(path: Path, grid) -> np.ndarray:
-    """Displacement ``T(p) - p`` (mm) of an ITK transform file at every voxel of ``grid``."""
+def _displacement(path: Path, grid) -> tuple[np.ndarray, bool]:
+    """Displacement ``T(p) - p`` (mm) of an ITK transform file at every voxel of ``grid``.
+
+    Also whether the transform is deformable (a composite: rigid + BSpline).
+    """
     import SimpleITK as sitk
 
     t = sitk.ReadTransform(str(path))
     field = sitk.TransformToDisplacementField(
         t, sitk.sitkVectorFloat64, list(grid.size_xyz), tuple(grid.origin_mm),
         tuple(grid.spacing_mm), tuple(grid.direction.ravel()))
-    return sitk.GetArrayFromImage(field)
+    return sitk.GetArrayFromImage(field), t.GetName() == "CompositeTransform"
 
 
 def _voi_masks(truth: dict[str, Any], labels, vois) -> dict[str, np.ndarray]:
@@ -146,7 +149,8 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path,
 
         path = None if results_dir is None else \
             Path(results_dir) / "registration" / f"transform_tp{k + 1}.h5"
-        disp = _displacement(path, labels.geometry) if path and path.is_file() else None
+        disp, deformable = _displacement(path, labels.geometry) if path and path.is_file() \
+            else (None, False)
 
         def estimate(mask, disp=disp, rigid=rigid):
             pts = centres[mask]
@@ -160,10 +164,9 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path,
         got, got_rigid = estimate(sample), rigid(p)
         best = _best_rigid(p, x)
         err = np.linalg.norm(got - x, axis=1)
-        tre = {}
-        for name, m in masks.items():
-            true_c = _invert(motion, centres[m]).mean(axis=0)
-            tre[name] = float(np.linalg.norm(estimate(m).mean(axis=0) - true_c))
+        x_voi = {name: _invert(motion, centres[m]) for name, m in masks.items()}
+        tre = {name: float(np.linalg.norm(estimate(m).mean(axis=0) - x_voi[name].mean(axis=0)))
+               for name, m in masks.items()}
         tre_mean = float(np.mean(list(tre.values()))) if tre else None
         tre_max = max(tre.values()) if tre else None
         out.append({"time_h": float(q["time_h"]), "mean_mm": float(err.mean()),
@@ -173,32 +176,31 @@ def registration_residual(results: dict[str, Any], truth_dir: str | Path,
                     "vs_best_rigid_mm": float(np.linalg.norm(got_rigid - best, axis=1).mean()),
                     "vs_repositioning_mm": float(np.linalg.norm(got_rigid - x_rigid,
                                                                 axis=1).mean()),
-                    "deformable": disp is not None and bool(q.get("deformable", True)),
+                    "deformable": deformable,
                     "n_points": len(p),
                     "landmark_tre_mm": tre, "tre_mean_mm": tre_mean, "tre_max_mm": tre_max,
                     "tg132_pass": bool(tre) and tre_mean < TG132_MEAN_MM
                     and tre_max < TG132_MAX_MM,
-                    "local": _local_residual(results, masks, centres, motion, estimate, rot,
-                                             k)})
+                    "local": _local_residual(results, masks, x_voi, estimate, rot, k)})
     return out
 
 
-def _local_residual(results: dict[str, Any], masks: dict[str, np.ndarray], centres, motion,
-                    estimate, rot: np.ndarray, k: int) -> dict[str, dict[str, float]]:
+def _local_residual(results: dict[str, Any], masks: dict[str, np.ndarray],
+                    x_voi: dict[str, np.ndarray], estimate, rot: np.ndarray,
+                    k: int) -> dict[str, dict[str, float]]:
     """Per locally aligned VOI: its true offset from the registration, and after the fit.
 
-    A VOI voxel ``p`` is imaged at ``x`` (true motion, inverted); the registration puts it at
-    ``T(p)``, so in the registered image the VOI appears shifted by ``Rᵀ (x − T(p))`` (``R``
-    the rotation of the rigid part); the local fit (``pvc.local_shift_mm``) estimates that
-    shift (mean over the VOI).
+    A VOI voxel ``p`` is imaged at ``x`` (true motion, inverted: ``x_voi``); the registration
+    puts it at ``T(p)``, so in the registered image the VOI appears shifted by
+    ``Rᵀ (x − T(p))`` (``R`` the rotation of the rigid part); the local fit
+    (``pvc.local_shift_mm``) estimates that shift (mean over the VOI).
     """
     out: dict[str, dict[str, float]] = {}
     for name, v in results.get("vois", {}).items():
         shifts = (v.get("pvc") or {}).get("local_shift_mm")
         if not shifts or name not in masks:
             continue
-        x = _invert(motion, centres[masks[name]])
-        true_shift = ((x - estimate(masks[name])) @ rot).mean(axis=0)  # Rᵀ (x − T(p))
+        true_shift = ((x_voi[name] - estimate(masks[name])) @ rot).mean(axis=0)  # Rᵀ(x − T(p))
         fitted = np.asarray(shifts[k], float)
         out[name] = {"registered_mm": float(np.linalg.norm(true_shift)),
                      "after_local_mm": float(np.linalg.norm(true_shift - fitted))}
