@@ -95,3 +95,27 @@ def test_deformable_follows_a_smooth_deformation():
         return np.linalg.norm(got - want, axis=1).mean()
 
     assert residual(res.transform) < residual(rigid) - 0.5
+
+
+def test_bspline_samples_only_the_body_plus_margin():
+    # the BSpline metric mask: CT > -500 HU (3 mm smoothing) dilated by the margin, so the
+    # samples fall in the body and on its skin edge, not in the air around it. Checked against
+    # the phantom's own body (fixed.array > -500) and its distance to that body.
+    import SimpleITK as sitk
+    from scipy import ndimage as ndi
+
+    from theradose.registration import _ct
+
+    g = grid(shape=(30, 40, 50), spacing=(5.0, 5.0, 5.0))
+    fixed = ct_volume(g)
+    mask = sitk.GetArrayFromImage(_ct._body_mask(_ct._clamped(fixed.to_sitk()))).astype(bool)
+    body = fixed.array > -500
+    assert 0.05 < body.mean() < mask.mean() < 1.0
+    assert mask[body].all()  # the whole body is sampled
+    dist = ndi.distance_transform_edt(~body, sampling=5.0)
+    # nothing beyond the margin (10 mm) plus one voxel of dilation round-off and smoothing
+    assert not mask[dist > _ct.BSPLINE["mask_margin_mm"] + 5.0].any()
+    assert mask[(dist > 0) & (dist <= 5.0)].mean() > 0.9  # the skin edge is kept
+    # no air around the object: every voxel (no mask), the sampling cannot starve
+    solid = fixed.replace(array=np.full_like(fixed.array, 40.0))
+    assert _ct._body_mask(_ct._clamped(solid.to_sitk())) is None

@@ -1,11 +1,11 @@
 """CT-to-CT registration with SimpleITK: rigid (Euler3D) and optional BSpline refinement.
 
-Both stages use the Mattes mutual information metric on a random ~10 % (rigid) or ~5 % (BSpline)
-sample of the fixed-image voxels, drawn with a fixed seed so that the result is reproducible, a
-4-2-1 multi-resolution pyramid with Gaussian smoothing (rigid) or one level on a ~12 mm working
-grid (BSpline, 60 mm control-point mesh, LBFGSB), and linear interpolation. The transforms
-follow the ITK convention: they map points of the **fixed** (reference) image to the **moving**
-image.
+Both stages use the Mattes mutual information metric on a random sample of the fixed-image voxels
+(rigid: 10 %; BSpline: 8 % of those inside the body), drawn with a fixed seed so that the result is
+reproducible, a 4-2-1 multi-resolution pyramid with Gaussian smoothing (rigid) or one level on a
+~12 mm working grid (BSpline, 60 mm control-point mesh, LBFGSB), and linear interpolation. The
+transforms follow the ITK convention: they map points of the **fixed** (reference) image to the
+**moving** image.
 
 References
 ----------
@@ -36,8 +36,15 @@ RIGID = {"bins": 50, "sampling": 0.10, "shrink": (4, 2, 1), "smooth_mm": (8.0, 4
 #: patient at 6 mm: 2-1 pyramid 100-160 s per time point, this 17 s, residual 2.7 vs 3.0 mm).
 #: 20 LBFGSB iterations: on the demo patient (5 mm, with body fat) 30 gave a body-mean residual
 #: of 2.1-2.3 mm in 45 s for three time points, 20 gave 2.2-2.3 mm in ~30 s, 15 gave 2.3-2.4.
-BSPLINE = {"bins": 50, "sampling": 0.05, "mesh_mm": 60.0, "work_mm": 12.0,
-           "smooth_mm": 4.0, "iterations": 20, "grad_tol": 1e-5}
+#: The metric samples are drawn inside the body only (CT > ``body_hu`` after 3 mm smoothing,
+#: dilated by ``mask_margin_mm`` so the skin edge is kept): half the field of view is air, whose
+#: samples cost time and carry little information. 8 % of the working grid inside that mask
+#: (~4.7 % of the grid) took the same time as 5 % of the whole grid and, on the demo patients
+#: (seeds 0, 1), lowered the body-mean residual from 2.2-2.3 / 2.4-2.6 to 2.0-2.1 / 2.3-2.5 mm.
+#: More samples help further (10 %: 2.0-2.1 / 2.2-2.4 mm) but cost ~17 s more per demo.
+BSPLINE = {"bins": 50, "sampling": 0.08, "mesh_mm": 60.0, "work_mm": 12.0,
+           "smooth_mm": 4.0, "iterations": 20, "grad_tol": 1e-5, "body_hu": -500.0,
+           "mask_margin_mm": 10.0}
 #: Fill value of CT outside its field of view (air), HU.
 AIR_HU = -1024.0
 
@@ -141,13 +148,16 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
     reg.SetShrinkFactorsPerLevel([shrink])
     reg.SetSmoothingSigmasPerLevel([BSPLINE["smooth_mm"]])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    mask = _body_mask(f)
+    if mask is not None:
+        reg.SetMetricFixedMask(mask)
     reg.SetMovingInitialTransform(rigid)
     reg.SetInitialTransform(bspline, inPlace=True)
     reg.Execute(f, m)
     stop = reg.GetOptimizerStopConditionDescription()
     # CompositeTransform applies its list last-to-first: the BSpline (fixed space), then rigid.
     composite = sitk.CompositeTransform([rigid, bspline])
-    # hold-out check: the BSpline was fitted to a ~5 % sample of the voxels and, having no
+    # hold-out check: the BSpline was fitted to a ~8 % sample of the body voxels and, having no
     # regularisation, can fit that sample's noise (on a purely rigid test motion it did, by
     # 1.3-2.8 mm depending on the sample). Keep it only if it also improves the metric over
     # every voxel of the fixed image.
@@ -161,6 +171,22 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
         return CTRegistration(rigid, full_rigid, f"BSpline rejected (full-image MI "
                               f"{full_def:.4f} vs rigid {full_rigid:.4f}); rigid: {stop}")
     return CTRegistration(composite, full_def, stop)
+
+
+def _body_mask(fixed):
+    """Fixed-image mask of the body (+ margin) for the BSpline metric samples, or None.
+
+    None (every voxel) when the body would hold under 5 % of the image, e.g. a test image
+    without air around it or a nearly empty one, so the sampling never starves.
+    """
+    import SimpleITK as sitk
+
+    smooth = sitk.SmoothingRecursiveGaussian(fixed, 3.0)
+    body = sitk.BinaryThreshold(smooth, float(BSPLINE["body_hu"]), 1e30, 1, 0)
+    radius = [max(1, round(BSPLINE["mask_margin_mm"] / s)) for s in fixed.GetSpacing()]
+    mask = sitk.BinaryDilate(body, radius)
+    frac = float(sitk.GetArrayViewFromImage(mask).mean())
+    return mask if 0.05 <= frac < 1.0 else None
 
 
 def _full_metric(fixed, moving, transform) -> float:
