@@ -102,9 +102,10 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
     fixed, moving : SimpleITK.Image
         3-D CT images in HU with their LPS geometry.
     deformable : bool
-        Refine the rigid result with a cubic BSpline (control-point mesh ~60 mm, LBFGSB),
-        kept only if it improves the mutual information over every voxel, not only over the
-        random sample it was fitted to (otherwise the rigid result is returned, with a
+        Refine the rigid result with a cubic BSpline (control-point mesh ~60 mm, LBFGSB,
+        metric samples drawn inside the body: :func:`_body_mask`), kept only if it improves
+        the mutual information over every voxel, not only over the random sample it was
+        fitted to (otherwise the rigid result is returned, with a
         warning and the reason in ``stop``).
     seed : int
         Seed of the random metric sampling (same seed, same transform).
@@ -176,8 +177,10 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
 def _body_mask(fixed):
     """Fixed-image mask of the body (+ margin) for the BSpline metric samples, or None.
 
-    None (every voxel) when the body would hold under 5 % of the image, e.g. a test image
-    without air around it or a nearly empty one, so the sampling never starves.
+    None (sample every voxel) when the mask would cover under 5 % of the image (nearly empty:
+    the sampling would starve) or all of it (no air around the body: nothing to leave out).
+    Computed again for each moving image (0.14 s for the demo's 1 M-voxel reference CT, against
+    ~10 s for its BSpline stage), which keeps ``register_ct`` free of cached state.
     """
     import SimpleITK as sitk
 
