@@ -1,11 +1,12 @@
 """CT-to-CT registration with SimpleITK: rigid (Euler3D) and optional BSpline refinement.
 
-Both stages use the Mattes mutual information metric on a random sample of the fixed-image voxels
-(rigid: 10 %; BSpline: 8 % of those inside the body), drawn with a fixed seed so that the result is
-reproducible, a 4-2-1 multi-resolution pyramid with Gaussian smoothing (rigid) or one level on a
-~12 mm working grid (BSpline, 60 mm control-point mesh, LBFGSB), and linear interpolation. The
-transforms follow the ITK convention: they map points of the **fixed** (reference) image to the
-**moving** image.
+Both stages use the Mattes mutual information metric with linear interpolation. The rigid stage
+(SimpleITK) draws a random 10 % sample of the fixed-image voxels with a fixed seed, so that the
+result is reproducible, on a 4-2-1 multi-resolution pyramid with Gaussian smoothing. The BSpline
+stage (:mod:`theradose.registration._bspline_mi`, numpy) uses every voxel of a ~12 mm working grid
+inside the body, a 60 mm control-point mesh, a bending penalty and L-BFGS-B. The transforms
+follow the ITK convention: they map points of the **fixed** (reference) image to the **moving**
+image.
 
 References
 ----------
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
+from theradose.registration._bspline_mi import refine_bspline
 
 __all__ = ["CTRegistration", "register_ct"]
 
@@ -30,21 +31,19 @@ log = logging.getLogger("theradose")
 #: Settings of the rigid stage (documented in docs/registration.md).
 RIGID = {"bins": 50, "sampling": 0.10, "shrink": (4, 2, 1), "smooth_mm": (8.0, 4.0, 0.0),
          "learning_rate": 2.0, "min_step": 1e-4, "iterations": 200, "relaxation": 0.5}
-#: Settings of the BSpline stage.
-#: One level on a working grid of ~``work_mm`` voxels (shrink = round(work_mm / finest spacing)):
-#: with 60 mm control points, finer image detail adds time, not accuracy (measured on a virtual
-#: patient at 6 mm: 2-1 pyramid 100-160 s per time point, this 17 s, residual 2.7 vs 3.0 mm).
-#: 20 LBFGSB iterations: on the demo patient (5 mm, with body fat) 30 gave a body-mean residual
-#: of 2.1-2.3 mm in 45 s for three time points, 20 gave 2.2-2.3 mm in ~30 s, 15 gave 2.3-2.4.
-#: The metric samples are drawn inside the body only (CT > ``body_hu`` after 3 mm smoothing,
-#: dilated by ``mask_margin_mm`` so the skin edge is kept): half the field of view is air, whose
-#: samples cost time and carry little information. 8 % of the working grid inside that mask
-#: (~4.7 % of the grid) took the same time as 5 % of the whole grid and, on the demo patients
-#: (seeds 0, 1), lowered the body-mean residual from 2.2-2.3 / 2.4-2.6 to 2.0-2.1 / 2.3-2.5 mm.
-#: More samples help further (10 %: 2.0-2.1 / 2.2-2.4 mm) but cost ~17 s more per demo.
-BSPLINE = {"bins": 50, "sampling": 0.08, "mesh_mm": 60.0, "work_mm": 12.0,
-           "smooth_mm": 4.0, "iterations": 20, "grad_tol": 1e-5, "body_hu": -500.0,
-           "mask_margin_mm": 10.0}
+#: Settings of the BSpline stage (:func:`theradose.registration._bspline_mi.refine_bspline`).
+#: Mattes MI over every voxel of a ~``work_mm`` working grid inside the body (CT > ``body_hu``
+#: after 3 mm smoothing, dilated by ``mask_margin_mm`` so the skin edge is kept), 60 mm control
+#: points, ``bending`` penalty, 40 L-BFGS-B iterations. Chosen on the demo patients (5 mm CT,
+#: body-mean residual vs the known motion; rigid alone 4.3-4.9 mm): the earlier SimpleITK stage
+#: (8 % sample of the body, no penalty, stopped at 20 iterations) gave 1.9-2.7 mm over seeds
+#: 0-5; this gives 1.0-1.9 mm in ~6 s per time point (30 iterations: 1.1-1.96 mm, higher than
+#: 40 on each of seeds 0-3). Penalty weight on seed 0, first time point (prototype with 4 mm
+#: smoothing, up to 150 iterations): 0 -> 2.5 mm, 1e-4 -> 1.6, 3e-4 -> 1.6, 1e-3 -> 1.7,
+#: 3e-3 -> 2.0, 1e-2 -> 2.6 mm. Smoothing 2 mm vs 4 mm: 1.6-1.9 vs 1.7-2.0 mm (seed 1); a 5 mm
+#: working grid (5x the time) and a 45 mm mesh gave no gain.
+BSPLINE = {"bins": 50, "mesh_mm": 60.0, "work_mm": 12.0, "smooth_mm": 2.0, "iterations": 40,
+           "bending": 3e-4, "body_hu": -500.0, "mask_margin_mm": 10.0}
 #: Fill value of CT outside its field of view (air), HU.
 AIR_HU = -1024.0
 
@@ -60,7 +59,7 @@ class CTRegistration:
         ``CompositeTransform`` (BSpline applied first, then the rigid part) when deformable.
     metric_value : float
         Final Mattes mutual information of the last stage (negative; lower is better); with
-        ``deformable``, over every voxel (the hold-out check of :func:`register_ct`).
+        ``deformable``, over every voxel (the whole-image check of :func:`register_ct`).
     stop : str
         The optimiser's stopping condition.
 
@@ -87,9 +86,9 @@ def _method(bins: int, sampling: float, seed: int):
     reg.SetMetricSamplingPercentage(sampling, seed=int(seed) + 1)  # seed 0 means "wall clock"
     reg.SetInterpolator(sitk.sitkLinear)
     # one thread: the multi-threaded Mattes MI sums its histogram in a varying order; the
-    # rigid result then differs by ~1e-6 mm between runs, which the unregularised BSpline stage
-    # amplifies into different optima (1.3 vs 2.6 mm on the test phantom). Single-threaded,
-    # the same seed gives the same transform.
+    # rigid result then differs by ~1e-6 mm between runs (an unregularised, sampled BSpline
+    # stage amplified that into different optima: 1.3 vs 2.6 mm on the test phantom).
+    # Single-threaded, the same seed gives the same transform.
     reg.SetNumberOfThreads(1)
     return reg
 
@@ -102,13 +101,14 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
     fixed, moving : SimpleITK.Image
         3-D CT images in HU with their LPS geometry.
     deformable : bool
-        Refine the rigid result with a cubic BSpline (control-point mesh ~60 mm, LBFGSB,
-        metric samples drawn inside the body: :func:`_body_mask`), kept only if it improves
-        the mutual information over every voxel, not only over the random sample it was
-        fitted to (otherwise the rigid result is returned, with a
-        warning and the reason in ``stop``).
+        Refine the rigid result with a cubic BSpline (control-point mesh ~60 mm, mutual
+        information over every working-grid voxel inside the body, :func:`_body_mask`, with a
+        bending penalty; :func:`~theradose.registration._bspline_mi.refine_bspline`), kept only
+        if it improves the mutual information over every voxel of the fixed image (otherwise
+        the rigid result is returned, with a warning and the reason in ``stop``).
     seed : int
-        Seed of the random metric sampling (same seed, same transform).
+        Seed of the rigid stage's random metric sampling (same seed, same transform; the
+        BSpline stage uses every voxel and is deterministic).
 
     Returns
     -------
@@ -137,31 +137,20 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
     if not deformable:
         return CTRegistration(rigid, metric, stop)
 
-    extent = np.asarray(f.GetSize()) * np.asarray(f.GetSpacing())
-    mesh = np.maximum(1, np.rint(extent / BSPLINE["mesh_mm"])).astype(int).tolist()
-    bspline = sitk.BSplineTransformInitializer(f, mesh, order=3)
-    reg = _method(BSPLINE["bins"], BSPLINE["sampling"], seed)
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=BSPLINE["grad_tol"],
-                             numberOfIterations=BSPLINE["iterations"],
-                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=200,
-                             costFunctionConvergenceFactor=1e7)
-    shrink = max(1, int(np.rint(BSPLINE["work_mm"] / min(f.GetSpacing()))))
-    reg.SetShrinkFactorsPerLevel([shrink])
-    reg.SetSmoothingSigmasPerLevel([BSPLINE["smooth_mm"]])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    mask = _body_mask(f)
-    if mask is not None:
-        reg.SetMetricFixedMask(mask)
-    reg.SetMovingInitialTransform(rigid)
-    reg.SetInitialTransform(bspline, inPlace=True)
-    reg.Execute(f, m)
-    stop = reg.GetOptimizerStopConditionDescription()
+    try:
+        bspline, fit = refine_bspline(
+            f, m, rigid, mask=_body_mask(f), mesh_mm=BSPLINE["mesh_mm"],
+            work_mm=BSPLINE["work_mm"], smooth_mm=BSPLINE["smooth_mm"], bins=BSPLINE["bins"],
+            bending_weight=BSPLINE["bending"], iterations=BSPLINE["iterations"])
+    except ValueError as exc:  # too few samples: nothing to fit
+        log.warning("BSpline refinement skipped: %s; the rigid result is kept", exc)
+        return CTRegistration(rigid, metric, f"BSpline skipped ({exc}); rigid: {stop}")
+    stop = (f"BSpline: {fit.iterations} L-BFGS-B iterations over {fit.n_samples} samples, "
+            f"MI {fit.mutual_information:.4f}, {fit.stop}")
     # CompositeTransform applies its list last-to-first: the BSpline (fixed space), then rigid.
     composite = sitk.CompositeTransform([rigid, bspline])
-    # hold-out check: the BSpline was fitted to a ~8 % sample of the body voxels and, having no
-    # regularisation, can fit that sample's noise (on a purely rigid test motion it did, by
-    # 1.3-2.8 mm depending on the sample). Keep it only if it also improves the metric over
-    # every voxel of the fixed image.
+    # check on the whole image: the BSpline was fitted on the working grid inside the body; keep
+    # it only if it also improves the metric over every voxel of the fixed image.
     full_rigid, full_def = _full_metric(f, m, rigid), _full_metric(f, m, composite)
     log.debug("BSpline registration: %s; full-image MI %.4f (rigid %.4f)", stop, full_def,
               full_rigid)
@@ -175,12 +164,12 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
 
 
 def _body_mask(fixed):
-    """Fixed-image mask of the body (+ margin) for the BSpline metric samples, or None.
+    """Fixed-image mask of the body (+ margin) for the BSpline stage's samples, or None.
 
     None (sample every voxel) when the mask would cover under 5 % of the image (nearly empty:
     the sampling would starve) or all of it (no air around the body: nothing to leave out).
     Computed again for each moving image (0.14 s for the demo's 1 M-voxel reference CT, against
-    ~10 s for its BSpline stage), which keeps ``register_ct`` free of cached state.
+    ~5 s for its BSpline stage), which keeps ``register_ct`` free of cached state.
     """
     import SimpleITK as sitk
 
