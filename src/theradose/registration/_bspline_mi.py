@@ -229,7 +229,8 @@ def _problem(fixed, moving, rigid, *, mask, mesh_mm: float, work_mm: float, smoo
     x = np.asarray(work.GetOrigin()) + (np.stack([i, j, k], 1) * np.asarray(work.GetSpacing())) \
         @ wdir.T
     f_val = f_arr[sel]
-    m_arr = _array(moving)
+    # float32 (the CT's own type): half the memory of float64 for a full-resolution patient CT
+    m_arr = sitk.GetArrayFromImage(sitk.Cast(moving, sitk.sitkFloat32))
     m_sp, m_org = np.asarray(moving.GetSpacing()), np.asarray(moving.GetOrigin())
     m_dir = np.asarray(moving.GetDirection()).reshape(3, 3)
     m_max = np.asarray(m_arr.shape[::-1]) - 1.0
@@ -250,6 +251,8 @@ def _problem(fixed, moving, rigid, *, mask, mesh_mm: float, work_mm: float, smoo
         inside = np.all((ci >= 0) & (ci <= m_max), axis=1)
         m_val, grad_idx = trilinear(m_arr, ci[inside], m_sp)
         n = m_val.size
+        if n == 0:
+            raise ValueError("the BSpline moved every fixed sample out of the moving image")
         eta = np.clip((m_val - m_lo) / m_step + _PAD, _PAD, nb + _PAD - 1e-9)
         first = np.floor(eta).astype(int) - 1
         kk = kappa[inside]
@@ -293,7 +296,7 @@ def refine_bspline(fixed, moving, rigid, *, mask=None, mesh_mm: float = 60.0,
     mask : SimpleITK.Image, optional
         Fixed-image mask of the voxels to use (e.g. the body); default every voxel.
     mesh_mm : float
-        Control-point spacing, about (the mesh covers the fixed image).
+        Approximate control-point spacing (mm); the mesh covers the fixed image.
     work_mm : float
         Working-grid voxel size of the fixed samples (an integer multiple of the fixed spacing).
     smooth_mm : float
@@ -301,7 +304,7 @@ def refine_bspline(fixed, moving, rigid, *, mask=None, mesh_mm: float = 60.0,
     bins : int
         Histogram bins per image.
     bending_weight : float
-        λ of the bending penalty (per coefficient, mm⁻² per nat).
+        λ of the bending penalty (nats per mm² of mean squared second difference).
     iterations : int
         L-BFGS-B iterations.
 
@@ -313,7 +316,7 @@ def refine_bspline(fixed, moving, rigid, *, mask=None, mesh_mm: float = 60.0,
     Raises
     ------
     ValueError
-        If fewer than 1 000 fixed samples are available.
+        If fewer than 1 000 fixed samples are available, or none maps into the moving image.
 
     """
     from scipy import optimize
