@@ -174,14 +174,8 @@ def trilinear(arr: np.ndarray, index_xyz: np.ndarray,
     return value, np.stack([gx, gy, gz], axis=1) / np.asarray(spacing_xyz)
 
 
-def _array(image) -> np.ndarray:
-    import SimpleITK as sitk
-
-    return sitk.GetArrayFromImage(image).astype(np.float64)
-
-
 def _working_grid(fixed, work_mm: float):
-    """The fixed image smoothed-and-resampled on a grid of ~``work_mm`` voxels.
+    """The (already smoothed) fixed image resampled on a grid of ~``work_mm`` voxels.
 
     ``SimpleITK.Shrink`` gives the geometry (block centres) but keeps input pixel values: for an
     even factor they sit half an input voxel from their reported centres, so the values are
@@ -210,7 +204,7 @@ def _problem(fixed, moving, rigid, *, mask, mesh_mm: float, work_mm: float, smoo
         fixed = sitk.SmoothingRecursiveGaussian(fixed, float(smooth_mm))
         moving = sitk.SmoothingRecursiveGaussian(moving, float(smooth_mm))
     work = _working_grid(fixed, work_mm)
-    f_arr = _array(work)
+    f_arr = sitk.GetArrayFromImage(work).astype(np.float64)
     sel = np.ones(f_arr.shape, dtype=bool)
     if mask is not None:
         sel = sitk.GetArrayFromImage(sitk.Resample(mask, work, sitk.Transform(),

@@ -142,7 +142,7 @@ def register_ct(fixed, moving, *, deformable: bool = False, seed: int = 0) -> CT
             f, m, rigid, mask=_body_mask(f), mesh_mm=BSPLINE["mesh_mm"],
             work_mm=BSPLINE["work_mm"], smooth_mm=BSPLINE["smooth_mm"], bins=BSPLINE["bins"],
             bending_weight=BSPLINE["bending"], iterations=BSPLINE["iterations"])
-    except ValueError as exc:  # too few samples: nothing to fit
+    except ValueError as exc:  # too few samples, or all moved out of the moving image
         log.warning("BSpline refinement skipped: %s; the rigid result is kept", exc)
         return CTRegistration(rigid, metric, f"BSpline skipped ({exc}); rigid: {stop}")
     stop = (f"BSpline: {fit.iterations} L-BFGS-B iterations over {fit.n_samples} samples, "
