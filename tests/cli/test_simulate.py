@@ -43,3 +43,21 @@ def test_cohort_in_parallel_with_dask(tmp_path, capsys):
     t0 = json.loads((out / "patient_0000" / "truth" / "truth.json").read_text())
     t1 = json.loads((out / "patient_0001" / "truth" / "truth.json").read_text())
     assert t0["seed"] == seeds[0] and t0["patient"] != t1["patient"]
+
+
+def test_spect_camera_options(tmp_path, capsys):
+    out = tmp_path / "cam"
+    assert main(["simulate", "--out", str(out), "--seed", "3", "--no-noise", "--no-motion",
+                 "--spect-fwhm-mm", "8", "--spect-voxel-mm", "6", "--spect-count-scale", "0.5",
+                 *SMALL]) == 0
+    truth = json.loads((out / "truth" / "truth.json").read_text())
+    cfg = truth["config"]
+    assert (cfg["spect_fwhm_mm"], cfg["spect_voxel_mm"], cfg["spect_count_scale"]) == \
+        (8.0, 6.0, 0.5)
+    acq = truth["acquisitions"][1]
+    # 8 mm blur even without noise (given explicitly); 1800 s x 0.5 per bed; 6 mm voxels
+    assert acq["fwhm_mm"] == 8.0 and acq["acquisition_duration_s"] == 900.0
+    assert acq["voxel_mm"] == [6.0, 6.0, 6.0] and acq["calibration_cps_per_mbq"] == 9.5
+    capsys.readouterr()
+    assert main(["simulate", "--out", str(tmp_path / "bad"), "--spect-voxel-mm", "20"]) == 2
+    assert "spect_voxel_mm: must be a number in [1, 15] mm" in capsys.readouterr().err

@@ -42,6 +42,13 @@ def _times(text: str) -> tuple[float, ...]:
 @click.option("--no-motion", is_flag=True, help="No repositioning between acquisitions.")
 @click.option("--spect-unit", type=click.Choice(["counts", "Bq/mL"]), default="counts",
               show_default=True, help="Unit stored in the NM files.")
+@click.option("--spect-fwhm-mm", type=float, default=None,
+              help="SPECT resolution FWHM in mm, 0-40 (default 11; 0 with --no-noise).")
+@click.option("--spect-voxel-mm", type=float, default=4.8, show_default=True,
+              help="SPECT voxel size in mm, 1-15 (field of view kept at 614.4 mm).")
+@click.option("--spect-count-scale", type=float, default=1.0, show_default=True,
+              help="SPECT count level: acquisition time x this (1800 s per bed at 1); the "
+                   "calibration factor (cps/MBq) is unchanged.")
 @click.option("--truth-dose", default="", show_default=False,
               help="Reference dose maps of the true TIA in truth/: comma-separated engines "
                    "(led, kernel, montecarlo).")
@@ -50,7 +57,8 @@ def _times(text: str) -> tuple[float, ...]:
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def simulate(out: str, seed: int, cohort: int | None, preset: str, regime: str, phantom: str,
              times_h: str, activity_mbq: float | None, n_lesions: int | None, voxel_mm: float,
-             no_noise: bool, no_motion: bool, spect_unit: str, truth_dose: str,
+             no_noise: bool, no_motion: bool, spect_unit: str, spect_fwhm_mm: float | None,
+             spect_voxel_mm: float, spect_count_scale: float, truth_dose: str,
              workers: int | None,
              scheduler: str | None, overwrite: bool) -> None:
     """Simulate virtual theranostic patients: DICOM PET/CT + SPECT/CT and ground truth."""
@@ -59,7 +67,8 @@ def simulate(out: str, seed: int, cohort: int | None, preset: str, regime: str, 
     cfg = SimulationConfig(preset=preset, regime=regime, phantom=phantom, times_h=_times(times_h),
                            therapy_activity_mbq=activity_mbq, n_lesions=n_lesions,
                            voxel_mm=voxel_mm, noise=not no_noise, motion=not no_motion,
-                           spect_output=spect_unit,
+                           spect_output=spect_unit, spect_fwhm_mm=spect_fwhm_mm,
+                           spect_voxel_mm=spect_voxel_mm, spect_count_scale=spect_count_scale,
                            truth_dose=tuple(e.strip() for e in truth_dose.split(",") if e.strip()))
     if cohort is not None:
         rows = simulate_cohort(out, cohort, seed=seed, config=cfg, workers=workers,

@@ -1,7 +1,9 @@
 """Writing CT, NM (reconstructed SPECT) and PT images as standard DICOM (explicit VR little endian).
 
 One :class:`DicomStudyInfo` passed to several writers puts the series in one study with one
-patient and one frame of reference, as a SPECT/CT or PET/CT scanner would.
+patient and one frame of reference, as a SPECT/CT or PET/CT scanner would;
+:meth:`DicomStudyInfo.new_study` gives the same patient's next session (new study, new frame of
+reference).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class DicomStudyInfo:
     Pass the same instance to :func:`write_ct_series`, :func:`write_nm` and
     :func:`write_pt_series` so that the series share StudyInstanceUID, PatientID and
     FrameOfReferenceUID (same patient, same scanner coordinates). UIDs are generated once, when
-    the instance is created.
+    the instance is created. For another session of the same patient (another day, the
+    patient repositioned) use :meth:`new_study`.
 
     Parameters
     ----------
@@ -104,6 +107,36 @@ class DicomStudyInfo:
     def replace(self, **changes) -> DicomStudyInfo:
         """Copy with fields replaced."""
         d = asdict(self)
+        d.update(changes)
+        return DicomStudyInfo(**d)
+
+    def new_study(self, **changes) -> DicomStudyInfo:
+        """The same patient in another imaging session: new StudyInstanceUID and FoR UID.
+
+        A patient scanned on another day, or taken off the table and positioned again, is a new
+        study whose scanner coordinates are not those of the earlier session: viewers and
+        registration tools take a shared FrameOfReferenceUID to mean "already registered"
+        (DICOM PS3.3 C.7.4.1), so each session needs its own. Patient attributes are kept;
+        ``study_datetime`` is reset to the default (the written volume's acquisition time).
+        UIDs come from :func:`~theradose.io._uids.new_uid` (reproducible inside
+        :func:`~theradose.io.reproducible_dicom`).
+
+        Parameters
+        ----------
+        **changes
+            Other fields to set (``study_description``, ``study_id``, ...).
+
+        Examples
+        --------
+        >>> pet_ct = DicomStudyInfo(patient_id="P1")
+        >>> spect_ct = pet_ct.new_study(study_id="2")
+        >>> spect_ct.patient_id == "P1"
+        True
+        >>> spect_ct.frame_of_reference_uid != pet_ct.frame_of_reference_uid
+        True
+        """
+        d = asdict(self)
+        d.update(study_instance_uid=_uid(), frame_of_reference_uid=_uid(), study_datetime=None)
         d.update(changes)
         return DicomStudyInfo(**d)
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from itertools import pairwise
 from typing import Any
 
 from theradose.errors import InputError
+from theradose.phantoms._imaging import (
+    SPECT_DURATION_S,
+    SPECT_FOV_MM,
+    SPECT_FWHM_MM,
+    SPECT_SENSITIVITY_CPS_PER_MBQ,
+    SPECT_VOXEL_MM,
+)
 
-__all__ = ["PRESET_DEFAULTS", "SimulationConfig"]
+__all__ = ["NM_VIEWS_PER_HEAD", "PRESET_DEFAULTS", "SimulationConfig"]
+
+#: Views per camera head of the simulated SPECT acquisitions (written to the NM header).
+NM_VIEWS_PER_HEAD = 60
 
 #: Administered activities of the presets (MBq). Therapy: 7.4 GBq per cycle for both
 #: [177Lu]Lu-PSMA-617 (VISION trial, Sartor et al., NEJM 2021;385:1091) and
@@ -55,6 +67,20 @@ class SimulationConfig:
         False gives noiseless, motion-free images for truth tests.
     spect_output : {'counts', 'Bq/mL'}
         Unit written in the NM files.
+    spect_fwhm_mm : float or None
+        SPECT system resolution (FWHM, mm, 0-40; 0 = no blur). None (default): the camera's
+        11 mm with ``noise=True`` and no blur with ``noise=False``, as before the option
+        existed; a number is used in both cases (e.g. noiseless but blurred images).
+    spect_voxel_mm : float
+        SPECT voxel size (mm, 1-15; default 4.8 mm, a 128² matrix). The transaxial field of
+        view stays 614.4 mm (the matrix is ``ceil(614.4 / voxel)``), the axial one the beds'.
+    spect_count_scale : float
+        Count level of the SPECT relative to the default protocol (1e-3-100; default 1): the
+        acquisition time per bed is ``1800 s × scale`` (rounded to whole ms per view, as the
+        NM header stores it), the camera sensitivity (9.5 cps/MBq, the calibration factor a
+        clinic measures) is unchanged. Expected counts scale with it (× the small change of
+        the decay during the longer or shorter acquisition), Poisson noise as ``1/√scale``;
+        truth.json and the NM header record the actual acquisition time.
     truth_dose : tuple of str
         Dose engines run on the TRUE TIA map for reference dose maps in ``truth/``
         (``"led"``, ``"kernel"``, ``"montecarlo"``); default none (Monte Carlo adds ~0.5-1 min
@@ -76,6 +102,9 @@ class SimulationConfig:
     noise: bool = True
     motion: bool = True
     spect_output: str = "counts"
+    spect_fwhm_mm: float | None = None
+    spect_voxel_mm: float = SPECT_VOXEL_MM
+    spect_count_scale: float = 1.0
     truth_dose: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -115,6 +144,37 @@ class SimulationConfig:
             raise InputError(f"must be (min, max) with 0.05 <= min <= max <= 1000 mL, got "
                              f"{self.lesion_volume_ml!r}", field="lesion_volume_ml")
         object.__setattr__(self, "lesion_volume_ml", (lo, hi))
+        if self.spect_fwhm_mm is not None:
+            object.__setattr__(self, "spect_fwhm_mm",
+                               _number("spect_fwhm_mm", self.spect_fwhm_mm, 0.0, 40.0, "mm"))
+        object.__setattr__(self, "spect_voxel_mm",
+                           _number("spect_voxel_mm", self.spect_voxel_mm, 1.0, 15.0, "mm"))
+        object.__setattr__(self, "spect_count_scale",
+                           _number("spect_count_scale", self.spect_count_scale, 1e-3, 100.0, ""))
+
+    def spect_camera(self) -> dict[str, Any]:
+        """The SPECT acquisition these options give, as passed to ``simulate_spect``.
+
+        Returns
+        -------
+        dict
+            ``fwhm_mm`` (effective: see ``spect_fwhm_mm``), ``voxel_mm``, ``matrix_xy``,
+            ``duration_s`` (per bed, s), ``sensitivity_cps_per_mbq`` (the calibration factor,
+            unchanged by the count level) and ``count_scale`` (actual: ``duration_s / 1800``).
+        """
+        fwhm = self.spect_fwhm_mm
+        if fwhm is None:
+            fwhm = SPECT_FWHM_MM if self.noise else 0.0
+        v = self.spect_voxel_mm
+        # whole ms per view (NM ActualFrameDuration, VR IS), so the header holds the exact time
+        views = NM_VIEWS_PER_HEAD
+        duration = round(SPECT_DURATION_S * self.spect_count_scale * 1000.0 / views) * views \
+            / 1000.0
+        return {"fwhm_mm": float(fwhm), "voxel_mm": v,
+                "matrix_xy": max(1, math.ceil(SPECT_FOV_MM / v - 1e-9)),
+                "duration_s": duration,
+                "sensitivity_cps_per_mbq": SPECT_SENSITIVITY_CPS_PER_MBQ,
+                "count_scale": duration / SPECT_DURATION_S}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -133,6 +193,16 @@ class SimulationConfig:
             raise InputError(f"unknown keys {bad}; accepted: {sorted(known)}", field="config")
         return cls(**{k: tuple(v) if k in ("times_h", "truth_dose", "lesion_volume_ml") else v
                       for k, v in d.items()})
+
+
+def _number(name: str, value: Any, lo: float, hi: float, unit: str) -> float:
+    """``value`` as a float in ``[lo, hi]``, else an InputError naming ``name``."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        math.isfinite(value) and lo <= value <= hi
+    if not ok:
+        raise InputError(f"must be a number in [{lo:g}, {hi:g}]{' ' + unit if unit else ''}, "
+                         f"got {value!r}", field=name)
+    return float(value)
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:

@@ -65,6 +65,16 @@ _TRUNCATE = 4.0
 
 BedOrder = Literal["craniocaudal", "caudocranial"]
 
+#: Default SPECT camera of the virtual patients (see :func:`simulate_spect`): system FWHM (mm),
+#: voxel (mm), transaxial matrix, acquisition time per bed (s) and sensitivity (cps/MBq).
+SPECT_FWHM_MM = 11.0
+SPECT_VOXEL_MM = 4.8
+SPECT_MATRIX_XY = 128
+SPECT_DURATION_S = 1800.0
+SPECT_SENSITIVITY_CPS_PER_MBQ = 9.5
+#: Transaxial field of view of the default camera (128 × 4.8 mm = 614.4 mm).
+SPECT_FOV_MM = SPECT_MATRIX_XY * SPECT_VOXEL_MM
+
 
 # ---------------------------------------------------------------------------------------- grids
 def imaging_grid(reference: Geometry | Volume, *, voxel_mm: float,
@@ -193,10 +203,12 @@ def _check_beds(n_beds) -> int:
 
 # ---------------------------------------------------------------------------------------- SPECT
 def simulate_spect(activity_mbq: Volume, *, rng: np.random.Generator, half_life_h: float,
-                   fwhm_mm: float = 11.0, voxel_mm: float = 4.8, matrix_xy: int = 128,
-                   n_beds: int = 2, bed_length_mm: float = 387.0, centre_mm=None,
-                   grid: Geometry | None = None, sensitivity_cps_per_mbq: float = 9.5,
-                   duration_s: float = 1800.0, output: Literal["counts", "Bq/mL"] = "counts",
+                   fwhm_mm: float = SPECT_FWHM_MM, voxel_mm: float = SPECT_VOXEL_MM,
+                   matrix_xy: int = SPECT_MATRIX_XY, n_beds: int = 2,
+                   bed_length_mm: float = 387.0, centre_mm=None, grid: Geometry | None = None,
+                   sensitivity_cps_per_mbq: float = SPECT_SENSITIVITY_CPS_PER_MBQ,
+                   duration_s: float = SPECT_DURATION_S,
+                   output: Literal["counts", "Bq/mL"] = "counts",
                    noise: bool = True, dead_time_s: float | None = None,
                    bed_order: BedOrder = "craniocaudal") -> Volume:
     """Simulate a reconstructed quantitative SPECT (NM) image of a true activity map.

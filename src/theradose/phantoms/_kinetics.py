@@ -111,7 +111,8 @@ class RegionKinetics:
     blood_share : float
         Fraction of the blood compartment located in this region (its vascular blood).
     subtissues : tuple of two SubTissueRates, or None
-        Rates of sub-tissue 0 and 1; None for ``blood`` and ``bladder`` regions.
+        Rates of sub-tissue 0 and 1; None for ``blood``, ``bladder`` and ``air`` regions
+        (``air``: a gas lumen, no activity and ``blood_share`` 0).
     shares : tuple of two float
         Volume shares of the sub-tissues (0.5, 0.5).
     site : str or None
@@ -220,6 +221,9 @@ class AgentKinetics:
         has_bladder = any(r.kinetic_class == "bladder" for r in self.regions)
         out: dict[str, tuple[ExpSum, ExpSum, ExpSum]] = {}
         for r in self.regions:
+            if r.kinetic_class == "air":  # gas: no tissue, no blood, no activity
+                out[r.name] = (ExpSum.zero(), ExpSum.zero(), ExpSum.zero())
+                continue
             uniform = blood.scaled(r.blood_share)
             if r.kinetic_class == "bladder":
                 uniform = uniform + sol.bladder
@@ -383,7 +387,7 @@ class PatientKinetics:
 
         Columns: ``agent``, ``region``, ``kinetic_class``, ``subtissue``, ``volume_ml``,
         ``K1_per_h``, ``k2_per_h``, ``k3_per_h``, ``k4_per_h``, ``blood_share``, ``tia_h``.
-        Blood and bladder regions have one row with ``subtissue`` None and NaN rates.
+        Blood, bladder and air regions have one row with ``subtissue`` None and NaN rates.
         """
         cols: dict[str, list] = {k: [] for k in (
             "agent", "region", "kinetic_class", "subtissue", "volume_ml", "K1_per_h",
@@ -446,6 +450,8 @@ def sample_kinetics(preset_or_name: KineticsPreset | str, rng: np.random.Generat
         Region name → volume in mL (> 0). Names map to kinetic classes with
         :func:`~theradose.phantoms._kinetics_params.kinetic_class`; unknown names take the
         rest-of-body class. ``body`` (if listed) holds the blood not in other listed regions.
+        Air-filled lumens (class ``air``, e.g. ``trachea``) are gas: they hold no tissue, no
+        blood and no activity at any time, and their volume is not tissue volume.
     regime : {'homogeneous', 'heterogeneous'}
         Xue et al. 2024 regimes (module docstring).
     heterogeneity : float in [0, 1], optional
@@ -505,7 +511,9 @@ def sample_kinetics(preset_or_name: KineticsPreset | str, rng: np.random.Generat
     # Regions of one kinetic class (left/right kidney cortex, the four salivary glands, ...)
     # share a class component: their parameters correlate with CLASS_CORRELATION, so bilateral
     # organs get similar (not identical) kinetics. Lesions vary independently.
-    classes = sorted({kinetic_class(n) for n in order} - {"lesion"})
+    # (air regions still take their z draw above, so that adding or renaming a gas region
+    # never shifts the draws of the tissue regions; they have no class component)
+    classes = sorted({kinetic_class(n) for n in order} - {"lesion", "air"})
     z_class = {c: rng.standard_normal(11) for c in classes}
     c_w = math.sqrt(CLASS_CORRELATION)
     for n in order:
@@ -525,7 +533,7 @@ def sample_kinetics(preset_or_name: KineticsPreset | str, rng: np.random.Generat
             continue
         if cls == "blood":
             share[n] = vols[n] / vb
-        elif cls == "bladder":
+        elif cls in ("bladder", "air"):
             share[n] = 0.0
         else:
             share[n] = pre.therapeutic.classes[cls].blood_fraction * vols[n] / vb
@@ -540,7 +548,9 @@ def sample_kinetics(preset_or_name: KineticsPreset | str, rng: np.random.Generat
     if "body" in vols:
         share["body"] = rest
         rest = 0.0
-    unlisted_volume = max(body_volume_ml - sum(vols.values()), 0.0)
+    # the body volume is a mass / density: gas lumens are not part of it
+    tissue_ml = sum(v for n, v in vols.items() if kinetic_class(n) != "air")
+    unlisted_volume = max(body_volume_ml - tissue_ml, 0.0)
 
     agents = {}
     for role in ROLES:
@@ -550,7 +560,7 @@ def sample_kinetics(preset_or_name: KineticsPreset | str, rng: np.random.Generat
         for n in order:
             cls = kinetic_class(n)
             zz = z[n]
-            if cls in ("blood", "bladder"):
+            if cls in ("blood", "bladder", "air"):
                 regs.append(RegionKinetics(n, cls, vols[n], share[n], None))
                 continue
             cp = ap.classes[cls]
@@ -826,7 +836,9 @@ def _region_values(kinetics: PatientKinetics, agent: str, labels: LabelMap,
             continue
         t0, t1, uni = a._parts[name]
         cls = next(r.kinetic_class for r in a.regions if r.name == name)
-        if cls in ("blood", "bladder"):
+        if cls == "air":
+            out[name] = (0.0, 0.0, 0.0)
+        elif cls in ("blood", "bladder"):
             out[name] = (0.0, 0.0, f(t0 + t1 + uni))
         else:
             out[name] = (f(t0), f(t1), f(uni))

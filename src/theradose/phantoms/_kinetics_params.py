@@ -31,6 +31,7 @@ from typing import Any
 from theradose.errors import InputError
 
 __all__ = [
+    "AIR_NAMES",
     "KINETIC_CLASSES",
     "AgentPreset",
     "ClassParameters",
@@ -43,8 +44,13 @@ __all__ = [
 #: Kinetic classes; region names map to them with :func:`kinetic_class`.
 KINETIC_CLASSES: tuple[str, ...] = (
     "kidney_cortex", "kidney_medulla", "kidney", "liver", "spleen", "salivary", "lacrimal",
-    "small_bowel", "colon", "red_marrow", "lesion", "rest", "blood", "bladder",
+    "small_bowel", "colon", "red_marrow", "lesion", "rest", "blood", "bladder", "air",
 )
+
+#: Region names that are gas, not tissue (air-filled lumens): kinetic class ``air``, no activity.
+#: Every region of the anatomy template whose material is ``air`` must be named here
+#: (``tests/phantoms/test_kinetics.py`` checks it against the template's tissue table).
+AIR_NAMES = frozenset({"trachea", "trachea_lumen", "airway", "airways", "bronchi", "air"})
 
 _BLOOD_NAMES = {"blood", "blood_pool", "heart_blood_pool", "heart", "aorta",
                 "inferior_vena_cava", "superior_vena_cava", "vena_cava", "pulmonary_artery",
@@ -60,10 +66,13 @@ def kinetic_class(name: str) -> str:
     ``bone_spongiosa``/``red_marrow`` → ``red_marrow``; ``lesion*`` → ``lesion``; blood pools and
     large vessels (``heart_blood_pool``, ``aorta``, ``inferior_vena_cava``, ...) → ``blood``;
     ``urinary_bladder`` → ``bladder`` (its content is the urine); ``liver``, ``spleen``,
-    ``small_bowel``/``duodenum``, ``colon``. Anything else (``body``, lungs, bone, muscle,
-    unknown names) → ``rest`` (rest-of-body kinetics).
+    ``small_bowel``/``duodenum``, ``colon``; air-filled lumens (``trachea``, ``airway``, ...,
+    :data:`AIR_NAMES`) → ``air`` (gas: no tissue, no blood, no activity). Anything else
+    (``body``, lungs, bone, muscle, unknown names) → ``rest`` (rest-of-body kinetics).
     """
     n = name.lower()
+    if n in AIR_NAMES:
+        return "air"
     if n.startswith("kidney"):
         if n.endswith("cortex"):
             return "kidney_cortex"
@@ -155,7 +164,7 @@ class AgentPreset:
         Blood → urine clearance, mL/h.
     classes : dict of str to ClassParameters
         Parameters of every tissue kinetic class (all of :data:`KINETIC_CLASSES` except
-        ``blood`` and ``bladder``).
+        ``blood``, ``bladder`` and ``air``).
     """
 
     name: str

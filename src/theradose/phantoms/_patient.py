@@ -27,6 +27,11 @@ The reference frame is the patient at SPECT/CT time point 1 (no motion there): t
 the anatomy grid (``truth.json["reference_grid"]``), of which the time-point-1 CT is the axial
 crop covered by the SPECT (same voxels). Every other acquisition was taken of the patient moved
 by its ``motion_*.json`` transform, so registration is genuinely needed.
+
+Each imaging session (the PET/CT, every SPECT/CT time point) is its own DICOM study: one
+PatientID, but its own StudyInstanceUID and FrameOfReferenceUID (the patient left the table in
+between), shared by the CT and the PT/NM of that session; the SEG and RTSTRUCT reference the
+time-point-1 CT and its session. ``truth.json["acquisitions"]`` records each session's UIDs.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from theradose.io import (
 from theradose.materials import hu_to_material
 from theradose.nuclides import data_source, get_nuclide
 from theradose.phantoms._anatomy import Anatomy, add_lesions, random_anatomy, reference_phantom
-from theradose.phantoms._config import SimulationConfig
+from theradose.phantoms._config import NM_VIEWS_PER_HEAD, SimulationConfig
 from theradose.phantoms._imaging import simulate_ct, simulate_pet, simulate_spect
 from theradose.phantoms._imaging_motion import apply_to_volume, random_transform, write_transform
 from theradose.phantoms._kinetics import (
@@ -210,6 +215,7 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
 
     diaphragm = _top_z_mm(anat, "liver")
     spect_centre, spect_beds = _spect_field(anat)
+    camera = cfg.spect_camera()
 
     def motion_for(name: str):
         if not cfg.motion:
@@ -220,9 +226,12 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
     dicom = out / "dicom"
     acquisitions: list[dict[str, Any]] = []
     with reproducible_dicom(f"virtual-patient:seed={seed}", timestamp=injection):
+        # One study and frame of reference per imaging session (the PET/CT, each SPECT/CT
+        # day): the patient left the table in between, so the sessions are not registered.
         info = DicomStudyInfo(patient_id=f"VP{seed:06d}", patient_name=f"Virtual^Patient{seed}",
                               patient_sex="M" if anat.params.get("sex") == "male" else "F",
-                              patient_weight_kg=weight_kg, patient_height_m=height_m)
+                              patient_weight_kg=weight_kg, patient_height_m=height_m,
+                              study_id="1", study_description=f"PET/CT {dx_name} pre-therapy")
         # ---------------------------------------------------------------- pre-therapy PET/CT
         pet_t_h = cfg.pet_uptake_min / 60.0
         act_pet = Volume(activity_map(labels, weights, kin, pet_t_h, agent="diagnostic",
@@ -241,7 +250,7 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
                         acquisition_duration_s=float(pet.meta.get("acquisition_duration_s", 120)),
                         half_life_s=dx_nuc.half_life_h * 3600.0,
                         series_description=f"PET {dx_name}", overwrite=overwrite)
-        acquisitions.append(_acq_record("pet", pet_scan, pet_t_h, motion, pet, dx_adm))
+        acquisitions.append(_acq_record("pet", pet_scan, pet_t_h, motion, pet, dx_adm, info))
         if motion:
             write_transform(motion, truth_dir / "motion_pet.json", overwrite=overwrite)
         _write_map(act_pet, truth_dir / "activity_pet.nii.gz", overwrite)
@@ -260,19 +269,24 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
             spect = simulate_spect(moved_act, rng=rng["spect"], half_life_h=tx_nuc.half_life_h,
                                    output=cfg.spect_output, noise=cfg.noise,
                                    centre_mm=spect_centre, n_beds=spect_beds,
-                                   **({} if cfg.noise else {"fwhm_mm": 0.0}))
+                                   fwhm_mm=camera["fwhm_mm"], voxel_mm=camera["voxel_mm"],
+                                   matrix_xy=camera["matrix_xy"],
+                                   duration_s=camera["duration_s"],
+                                   sensitivity_cps_per_mbq=camera["sensitivity_cps_per_mbq"])
             spect = spect.replace(acquisition_time=t_acq)
             ct = _ct(_crop_z(moved_hu, spect), rng["ct"], cfg, t_acq)
-            write_ct_series(ct, dicom / tag / "ct", patient=info,
+            session = info.new_study(study_id=str(i + 1),
+                                     study_description=f"SPECT/CT {tx_name} {t_h:g} h")
+            write_ct_series(ct, dicom / tag / "ct", patient=session,
                             series_description=f"SPECT/CT CT {t_h:g} h", overwrite=overwrite)
-            write_nm(spect, dicom / tag / "nm.dcm", administration=tx_adm, patient=info,
+            write_nm(spect, dicom / tag / "nm.dcm", administration=tx_adm, patient=session,
                      acquisition_duration_s=float(spect.meta["acquisition_duration_s"]),
-                     half_life_s=tx_nuc.half_life_h * 3600.0,
+                     half_life_s=tx_nuc.half_life_h * 3600.0, views_per_head=NM_VIEWS_PER_HEAD,
                      series_description=f"SPECT {tx_name} {t_h:g} h", overwrite=overwrite)
             if i == 1:
                 ref_ct_folder = dicom / tag / "ct"
                 ref_slices = _z_slices(labels.geometry, spect)
-            acquisitions.append(_acq_record(tag, t_acq, t_h, motion, spect, tx_adm))
+            acquisitions.append(_acq_record(tag, t_acq, t_h, motion, spect, tx_adm, session))
             if motion:
                 write_transform(motion, truth_dir / f"motion_{tag}.json", overwrite=overwrite)
             _write_map(act, truth_dir / f"activity_{tag}.nii.gz", overwrite)
@@ -300,6 +314,8 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
                           acquisitions=acquisitions, organ_activity=organ_activity,
                           volumes=volumes)
     truth["reference_grid"] = labels.geometry.to_dict()
+    truth["spect_camera"] = {**camera, "n_beds": spect_beds, "output": cfg.spect_output,
+                             "noise": cfg.noise}
     if cfg.truth_dose:
         dose_maps, truth["dose"] = truth_doses(tia, anat.density, labels, truth["organs"],
                                                tx_adm.nuclide, cfg.truth_dose, seed=seed)
@@ -407,10 +423,12 @@ def _totals(labels: LabelMap, arr: np.ndarray) -> dict[str, float]:
 
 
 def _acq_record(name: str, t: datetime, t_h: float, motion, image: Volume,
-                adm: Administration) -> dict[str, Any]:
+                adm: Administration, session: DicomStudyInfo) -> dict[str, Any]:
     return {
         "name": name,
         "modality": image.modality,
+        "study_instance_uid": session.study_instance_uid,
+        "frame_of_reference_uid": session.frame_of_reference_uid,
         "acquisition_time": t.isoformat(),
         "time_after_injection_h": t_h,
         "unit": image.unit,
