@@ -483,28 +483,49 @@ def test_labelmap_value_checks(tmp_path):
 
 
 def test_real_totalsegmentator_labels(ts_example):
-    # Reference: nibabel reads the same files independently; README of the example says the
-    # segmentation covers the first 30 slices of example_ct on its grid, label 5 = liver.
-    seg_p = ts_example / "example_seg.nii.gz"
-    before = _md5(seg_p)
-    lm = read_labelmap(seg_p, names=ts_example / "example_seg_labels.json")
+    # Reference: nibabel reads the same files independently. README of the example: the upstream
+    # example_seg.nii.gz header places the labels on CT slices 0-29, but the anatomy fits slices
+    # 82-111; example_seg_aligned.nii.gz is the same labels with the origin moved by 82 slices
+    # (z + 246 mm). Independent check of the placement: organ voxels at soft-tissue CT numbers.
+    seg_p = ts_example / "example_seg_aligned.nii.gz"
+    up_p = ts_example / "example_seg.nii.gz"
+    before = {p.name: _md5(p) for p in (seg_p, up_p)}
+    names = ts_example / "example_seg_labels.json"
+    lm = read_labelmap(seg_p, names=names)
+    up = read_labelmap(up_p, names=names)
     ct = read_nifti(ts_example / "example_ct.nii.gz", unit="HU", modality="CT")
-    assert lm.spacing_mm == ct.spacing_mm == (3.0, 3.0, 3.0)
-    assert lm.geometry.origin_mm == ct.geometry.origin_mm
-    assert np.array_equal(lm.geometry.direction, ct.geometry.direction)
-    assert lm.shape == (30, ct.shape[1], ct.shape[2])
-    # LPS direction of a RAS-stored image: diag(3,3,3) RAS affine -> x and y flipped
-    assert np.array_equal(lm.geometry.direction, np.diag([-1.0, -1.0, 1.0]))
-    ref = np.asanyarray(nib.load(seg_p).dataobj)
-    values, counts = np.unique(ref, return_counts=True)
-    ours = dict(zip(*np.unique(lm.array, return_counts=True), strict=True))
-    assert {int(v): int(c) for v, c in zip(values, counts, strict=True)} == \
-        {int(v): int(c) for v, c in ours.items()}
-    assert lm.names[5] == "liver" and lm.names[1] == "spleen"
-    assert set(lm.names) == set(int(v) for v in values) - {0}  # every present label is named
-    for value, name in lm.names.items():
-        assert int(lm.mask(name).sum()) == int(counts[values == value][0])
-    assert _md5(seg_p) == before
+    assert lm.spacing_mm == up.spacing_mm == ct.spacing_mm == (3.0, 3.0, 3.0)
+    for g in (lm.geometry, up.geometry):
+        assert np.array_equal(g.direction, ct.geometry.direction)
+        # LPS direction of a RAS-stored image: diag(3,3,3) RAS affine -> x and y flipped
+        assert np.array_equal(g.direction, np.diag([-1.0, -1.0, 1.0]))
+    assert up.geometry.origin_mm == ct.geometry.origin_mm  # the wrong upstream placement
+    assert np.allclose(np.subtract(lm.geometry.origin_mm, ct.geometry.origin_mm), (0, 0, 246.0),
+                       atol=1e-4)
+    assert np.allclose(ct.geometry.physical_to_index(lm.geometry.origin_mm), (0, 0, 82))
+    assert lm.shape == up.shape == (30, ct.shape[1], ct.shape[2])
+    assert ct.shape[0] == 82 + 30  # aligned labels on slices 82-111, the last 30
+    hu = ct.array.astype(np.float64)
+
+    def soft_tissue(h):
+        return float(np.mean((h >= -100) & (h <= 250)))
+
+    for organ in ("kidney_left", "kidney_right", "liver", "spleen"):
+        m = lm.mask(organ)
+        assert soft_tissue(hu[82:][m]) >= 0.95, organ  # measured 0.999-1.0
+        assert soft_tissue(hu[:30][m]) < 0.90, organ  # upstream placement: measured 0.60-0.84
+    for p, lab in ((seg_p, lm), (up_p, up)):  # read back: same labels as nibabel, all named
+        ref = np.asanyarray(nib.load(p).dataobj)
+        values, counts = np.unique(ref, return_counts=True)
+        ours = dict(zip(*np.unique(lab.array, return_counts=True), strict=True))
+        assert {int(v): int(c) for v, c in zip(values, counts, strict=True)} == \
+            {int(v): int(c) for v, c in ours.items()}
+        assert lab.names[5] == "liver" and lab.names[1] == "spleen"
+        assert set(lab.names) == set(int(v) for v in values) - {0}
+        for value, name in lab.names.items():
+            assert int(lab.mask(name).sum()) == int(counts[values == value][0])
+    assert np.array_equal(lm.array, up.array)  # same labels, only the header differs
+    assert {p.name: _md5(p) for p in (seg_p, up_p)} == before
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ct.array.dtype == np.int32  # stored dtype kept
