@@ -4,8 +4,11 @@ The reference adult male (PSMA kinetics, 177Lu, 7.4 GBq) is simulated at ``--vox
 imaging error: the true TIA, density and materials of the reference frame are used, so the
 differences are those of the dose engines alone). Monte Carlo (photons transported in the CT
 media, electrons by the electron kernel) is the reference; the table gives per-organ means and the
-differences per tissue class (lung, bone, soft tissue) over the whole body. Prints the machine
-and the time of each engine.
+differences per tissue class (lung, bone, soft tissue) over the whole body, then where each
+map has its maximum and how much dose it puts in gas (ρ < 0.05 g/cm³: air outside the body,
+trachea, bowel gas). Kernel engines: the default (charged particles ρ_k/ρ, gas as Bragg–Gray
+cavity, photons by kerma ratio) and the former rule (ρ_k/ρ on the whole kernel, any density).
+Prints the machine and the time of each engine.
 
 Run: ``python benchmarks/dose_engines_virtual.py [--voxel-mm 4] [--histories 4000000]``.
 """
@@ -13,10 +16,13 @@ Run: ``python benchmarks/dose_engines_virtual.py [--voxel-mm 4] [--histories 400
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from theradose.dose import get_engine
 from theradose.dose._compare_maps import compare_dose_maps
@@ -33,8 +39,9 @@ def main() -> None:
     ap.add_argument("--voxel-mm", type=float, default=4.0)
     ap.add_argument("--histories", type=int, default=4_000_000)
     args = ap.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}")
+          f"{os.cpu_count()} CPUs, load {load:.1f}, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as d:
         cfg = SimulationConfig(phantom="adult_male", voxel_mm=args.voxel_mm, noise=False,
                                motion=False, n_lesions=0)
@@ -49,10 +56,14 @@ def main() -> None:
               f"{tia.array.sum():.4g} MBq·h")
         engines = [("montecarlo", {"n_histories": args.histories, "electrons": "kernel"}),
                    ("kernel", {"medium": "soft_tissue"}),
+                   ("kernel", {"medium": "soft_tissue", "photon_correction": "density",
+                               "cavity_density_g_cm3": None}),
                    ("kernel", {"medium": "soft_tissue", "heterogeneity": True}),
+                   ("led", {}),
                    ("led", {"photons": "ignore"}),
-                   ("led", {})]
-        names = ["MC", "kernel", "kernel multi-VSV", "LED e-only", "LED all local"]
+                   ("led", {"photons": "local"})]
+        names = ["MC", "kernel", "kernel former", "kernel multi-VSV", "LED", "LED e-only",
+                 "LED all local"]
         results = []
         for (name, opts), label in zip(engines, names, strict=True):
             t0 = time.perf_counter()
@@ -63,6 +74,22 @@ def main() -> None:
         organ = compare_dose_maps(results, names, reference=0, voi=voi, density=density)
         rows = body.rows + [r for r in organ.rows if r["region"] in ORGANS]
         print(_table(rows, names))
+        print(_gas_table(results, names, density.array))
+
+
+def _gas_table(results, names, rho: np.ndarray) -> str:
+    """Where each map has its maximum, and the dose it puts in gas voxels (ρ < 0.05)."""
+    gas = (rho > 0) & (rho < 0.05)
+    out = [f"\n{int(gas.sum())} gas voxels (0 < ρ < 0.05 g/cm³)\n",
+           "| engine | map max (Gy) | ρ at max | gas max (Gy) | gas voxels > 1 % of max |",
+           "|---|---|---|---|---|"]
+    for r, n in zip(results, names, strict=True):
+        d = np.clip(r.dose.array, 0.0, None)
+        mx = float(d.max())
+        g = float(d[gas].max()) if gas.any() else 0.0
+        out.append(f"| {n} | {mx:.3g} | {rho.flat[int(np.argmax(d))]:.3g} | {g:.3g} | "
+                   f"{int(np.sum(d[gas] > 0.01 * mx))} |")
+    return "\n".join(out)
 
 
 def _table(rows, names) -> str:

@@ -214,8 +214,17 @@ def test_kernel_generated_for_image_spacing(monkeypatch):
     eng.compute(vol(np.ones((3, 3, 3)), (4.8, 4.8, 4.8)), 1.0, "Lu-177")
     eng.compute(vol(np.ones((3, 3, 3)), (4.8, 4.8, 4.8)), 1.0, "Lu-177")  # reused
     eng.compute(vol(np.ones((3, 3, 3)), (3.0, 3.0, 3.0)), 1.0, "Lu-177")  # new spacing
+    # photon_correction="kerma" (default): one charged-particle and one photon-only kernel,
+    # each scaled by its own rule (theradose.dose._scaling)
+    kc = {"medium": "soft_tissue", "classes": ("electron", "alpha")}
+    kp = {"medium": "soft_tissue", "classes": ("photon",)}
+    assert calls == [("Lu-177", (4.8, 4.8, 4.8), kc), ("Lu-177", (4.8, 4.8, 4.8), kp),
+                     ("Lu-177", (3.0, 3.0, 3.0), kc), ("Lu-177", (3.0, 3.0, 3.0), kp)]
+    calls.clear()
+    KernelConvolutionEngine(medium="soft_tissue", photon_correction="density").compute(
+        vol(np.ones((3, 3, 3)), (4.8, 4.8, 4.8)), 1.0, "Lu-177")
     kw = {"medium": "soft_tissue", "classes": ("electron", "photon", "alpha")}
-    assert calls == [("Lu-177", (4.8, 4.8, 4.8), kw), ("Lu-177", (3.0, 3.0, 3.0), kw)]
+    assert calls == [("Lu-177", (4.8, 4.8, 4.8), kw)]
 
 
 def test_provenance_and_to_dict_are_json():

@@ -53,14 +53,15 @@ def test_registry_builds_builtin_engines():
 
 def test_config_builds_and_runs_several_engines():
     kern = synthetic_kernel(LU_E + LU_G, classes=("electron", "photon"), width=1.0)
-    cfg = {"engines": [{"name": "led"}, {"name": "kernel", "medium": "water", "kernel": kern},
-                       "led"]}
+    cfg = {"engines": [{"name": "led", "photons": "local"},
+                       {"name": "kernel", "medium": "water", "kernel": kern}, "led"]}
     engines = engines_from_config(cfg)
     assert [e.name for e in engines] == ["led", "kernel", "led"]
     tia = vol(np.ones((6, 6, 6)))
     res = run_engines(cfg, tia, 1.0, "Lu-177", labels=_labels())
     assert [r.engine for r in res] == ["led", "kernel", "led"]
-    # LED with photons local, 1 MBq·h per 0.064 g voxel (hand formula)
+    # LED with photons local (the default is photons="kernel"), 1 MBq·h per 0.064 g voxel
+    # (hand formula)
     led_gy = 3.6e9 * (LU_E + LU_G) * KEV_J / 0.064e-3
     assert res[0].voi_by_name("kidney").mean_gy == pytest.approx(led_gy, rel=1e-12)
     # same list of built engines and entries mixed
@@ -77,7 +78,8 @@ def test_register_custom_engine_and_use_it_from_config():
             self.factor = factor
 
         def compute(self, tia, density, nuclide, *, labels=None, tia_sigma=None):
-            r = LocalDepositionEngine().compute(tia, density, nuclide, labels=labels)
+            r = LocalDepositionEngine(photons="local").compute(tia, density, nuclide,
+                                                               labels=labels)
             return DoseResult(r.dose.replace(array=r.dose.array * self.factor), r.sigma, r.voi,
                               self.name, {})
 
@@ -126,8 +128,8 @@ def test_registry_validation(call, field, match):
 def test_compare_engines_table():
     labels = _labels()
     tia = vol(np.ones((6, 6, 6)))
-    res = run_engines([{"name": "led"}, {"name": "led", "photons": "ignore"}], tia, 1.0,
-                      "Lu-177", labels=labels)
+    res = run_engines([{"name": "led", "photons": "local"}, {"name": "led", "photons": "ignore"}],
+                      tia, 1.0, "Lu-177", labels=labels)
     rows = compare_engines(res)
     assert [r["voi"] for r in rows] == ["kidney", "tumour"]
     cells = rows[0]["engines"]
@@ -190,17 +192,22 @@ def test_dose_rate_map_led_and_kernel():
     t = datetime(2024, 1, 2, 10, 0)
     act = vol(np.full((4, 4, 4), 2.0), unit="MBq", acquisition_time=t,
               sigma=np.full((4, 4, 4), 0.2))
-    rate = dose_rate_map(act, 1.0, "Lu-177", "led")
-    # analytic: 2 MBq = 2 × 3.6e9 decays per hour in 0.064 g
+    led_local = {"name": "led", "photons": "local"}
+    rate = dose_rate_map(act, 1.0, "Lu-177", led_local)
+    # analytic: 2 MBq = 2 × 3.6e9 decays per hour in 0.064 g (photons local)
     expected = 2 * 3.6e9 * (LU_E + LU_G) * KEV_J / 0.064e-3
     assert rate.unit == "Gy/h" and rate.acquisition_time == t
     np.testing.assert_allclose(rate.array, expected, rtol=1e-12)
     np.testing.assert_allclose(rate.sigma, expected / 10, rtol=1e-12)
     # a concentration: 2 MBq per 0.064 mL voxel = 3.125e7 Bq/mL
     conc = vol(np.full((4, 4, 4), 2e6 / 0.064), unit="Bq/mL")
-    (r2,) = dose_rate_map([conc], 1.0, "Lu-177", {"name": "led"})
+    (r2,) = dose_rate_map([conc], 1.0, "Lu-177", led_local)
     np.testing.assert_allclose(r2.array, expected, rtol=1e-12)
     assert r2.sigma is None
+    # an engine by name: the default LED (photons by kernel), linear in the activity
+    by_name = dose_rate_map(act, 1.0, "Lu-177", "led")
+    ref = LocalDepositionEngine().compute(vol(np.full((4, 4, 4), 2.0)), 1.0, "Lu-177")
+    np.testing.assert_allclose(by_name.array, ref.dose.array, rtol=1e-6)
     kern = synthetic_kernel(LU_E + LU_G, classes=("electron", "photon"))
     r3 = dose_rate_map(act, 1.0, "Lu-177", KernelConvolutionEngine(kernel=kern),
                        labels=_labels((4, 4, 4)))

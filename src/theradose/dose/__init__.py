@@ -14,13 +14,17 @@ DoseEngine, DoseResult, VOIDose, LocalDepositionEngine, KernelConvolutionEngine,
 register_engine, available_engines, engines_from_config, run_engines, dose_rate_map,
 compare_engines, format_comparison
     One engine interface (TIA map + density → dose map ± σ, per-VOI means, provenance),
-    local deposition and FFT convolution (density and multi-kernel heterogeneity corrections).
+    local deposition and FFT convolution (density and multi-kernel heterogeneity corrections;
+    gas voxels as Bragg–Gray cavities, photons by kerma ratio: ``theradose.dose._scaling``).
 SphereResult, sphere_s_value, sphere_s_values, sphere_absorbed_fraction
     Unit-density (or given density) sphere model for lesions.
 DVH, dvh, dvh_table
     Dose-volume histograms (exact D_x and V_x).
 DoseComparison, compare_dose_maps
     The same TIA through several engines: per-VOI and per-tissue differences, difference maps.
+confine_tia
+    Give the TIA that imaging blurred outside the body back to the nearest body voxel (or drop
+    it) before a dose calculation.
 
 Monte Carlo, organ S-values, alpha emitters and the OpenGATE adapter are in
 :mod:`theradose.dose.mc` (engines ``"montecarlo"`` and ``"alpha"`` are registered lazily).
@@ -28,6 +32,7 @@ Monte Carlo, organ S-values, alpha emitters and the OpenGATE adapter are in
 
 from theradose.dose._cache import clear_cache
 from theradose.dose._compare_maps import DoseComparison, compare_dose_maps
+from theradose.dose._confine import confine_tia
 from theradose.dose._convolution import KernelConvolutionEngine
 from theradose.dose._dvh import DVH, dvh, dvh_table
 from theradose.dose._electron_kernel import electron_point_kernel, monoenergetic_electron_kernel
@@ -73,6 +78,7 @@ __all__ = [
     "clear_cache",
     "compare_dose_maps",
     "compare_engines",
+    "confine_tia",
     "dose_rate_map",
     "dvh",
     "dvh_table",

@@ -7,10 +7,22 @@ the image is lost)::
 
     D_k(v) = Σ_s Ã(s) · K(v - s),   K = S × 3.6  [Gy per MBq·h; S in mGy/(MBq·s)].
 
-**Density correction.** The kernel holds the energy absorbed per unit mass of the kernel's
-medium; a target voxel of another density receives about the same energy in a different mass,
-so ``D(v) = D_k(v) · ρ_kernel / ρ(v)`` (Dieudonné et al. 2013; Lee et al. 2018). Voxels of zero
-density receive no dose.
+**Density correction** (:mod:`theradose.dose._scaling`). The kernel holds the energy absorbed
+per unit mass of the kernel's medium. By default the kernel is generated in two parts, charged
+particles (electrons, alphas) and photons, each convolved and scaled by the physics of its
+particle:
+
+* charged particles, ``ρ ≥ ρ_c`` (tissue, lung, bone): ranges short against the voxel, same
+  energy in another mass: ``D = D_k · ρ_kernel / ρ(v)`` (Dieudonné et al. 2013; Lee et al. 2018);
+* charged particles, ``ρ < ρ_c`` (gas: air, trachea, bowel gas; ``ρ_c`` = 0.05 g/cm³, -950 HU):
+  the voxel is a Bragg–Gray cavity crossed by the electrons of the surrounding medium, so
+  ``D = D_k · s_air,kernel`` (stopping-power ratio ≈ 0.88), never ``× ρ_k/ρ ≈ 830``;
+* photons: collision kerma, ``D = D_k · (μ_en/ρ)_voxel medium / (μ_en/ρ)_kernel medium``
+  (≈ 1 in lung and soft tissue, 0.9 in air, > 1 in bone), independent of density
+  (``photon_correction="kerma"``); ``"density"`` scales photons by ``ρ_k/ρ`` too (one combined
+  kernel, as in Dieudonné et al.; 3.8× the Monte Carlo photon dose in lung).
+
+Voxels of zero density receive no dose. ``density_correction=False`` uses ``D_k`` unscaled.
 
 **Heterogeneity (multiple voxel S-values, Lee et al. 2018).** Voxels are split into tissue
 classes (by density intervals, or by a material label map); one convolution of the whole TIA map
@@ -18,10 +30,13 @@ is done per class with that class's kernel, and each target voxel takes the resu
 class, density-corrected with the class kernel's density.
 
 **Uncertainty.** With independent voxel TIA errors σ_Ã the dose variance is exactly
-``σ²_D(v) = (ρ_k/ρ(v))² Σ_s σ²_Ã(s) K²(v - s) = (ρ_k/ρ(v))² · (σ²_Ã * K²)(v)``; the σ of a VOI
+``σ²_D(v) = f(v)² Σ_s σ²_Ã(s) K²(v - s) = f(v)² · (σ²_Ã * K²)(v)`` (``f`` the density
+factor) for one kernel; the σ of a VOI
 mean dose, whose voxel doses are correlated through the kernel, is computed exactly too:
-``M·D̄ = Σ_s Ã(s) g(s)`` with ``g = Σ_c (h_c ⋆ K_c)``, ``h_c = m·f`` on the VOI's voxels of class
-``c`` (``f`` the density-correction factor), so ``σ_D̄ = sqrt(Σ_s σ²_Ã(s) g²(s)) / M``.
+``M·D̄ = Σ_s Ã(s) g(s)`` with ``g = Σ_p (h_p ⋆ K_p)``, ``h_p = m·f_p`` on the VOI's voxels of the
+class of kernel part ``p`` (``f_p`` its density factor), so ``σ_D̄ = sqrt(Σ_s σ²_Ã(s) g²(s)) / M``.
+With two kernel parts (charged, photon) the voxel variance is
+``Σ_p Σ_q f_p f_q (σ²_Ã * K_p K_q)``.
 
 References
 ----------
@@ -54,6 +69,13 @@ from theradose.dose._engine import (
 )
 from theradose.dose._media import get_medium
 from theradose.dose._result import DoseResult, summarise_vois
+from theradose.dose._scaling import (
+    DEFAULT_CAVITY_DENSITY_G_CM3,
+    PHOTON_RULES,
+    DensityScaling,
+    check_cavity_density,
+    density_scaling,
+)
 from theradose.dose._voxel_kernel import VoxelKernel
 from theradose.errors import GeometryMismatchError, InputError
 from theradose.nuclides import Nuclide, data_source, get_nuclide
@@ -82,9 +104,11 @@ DEFAULT_DENSITY_CLASSES: dict[str, tuple[float, float]] = {
 }
 
 #: Medium used for each class of :data:`theradose.materials.DEFAULT_MATERIAL_CLASSES` when a
-#: material label map is given. Air (outside the body) uses the lung kernel (its dose is of no
-#: interest, and a kernel at air density would span metres); spongiosa (trabecular bone with
-#: marrow, 1.1-1.2 g/cm³) the soft-tissue kernel density-corrected; metal the bone kernel.
+#: material label map is given. Air (outside the body, airways, bowel gas) uses the lung kernel
+#: (a kernel at air density would span metres; below the cavity threshold the voxel takes the
+#: Bragg–Gray dose s_air,lung × the lung-kernel dose, :mod:`theradose.dose._scaling`); spongiosa
+#: (trabecular bone with marrow, 1.1-1.2 g/cm³) the soft-tissue kernel density-corrected; metal
+#: the bone kernel.
 DEFAULT_MATERIAL_MEDIA: dict[str, str] = {
     "air": "lung", "lung": "lung", "adipose": "adipose", "soft_tissue": "soft_tissue",
     "spongiosa": "soft_tissue", "cortical_bone": "cortical_bone", "metal": "cortical_bone",
@@ -277,7 +301,18 @@ class KernelConvolutionEngine(DoseEngine):
     classes : sequence of {"electron", "photon", "alpha"}
         Emission classes of generated kernels (those the nuclide does not emit are skipped).
     density_correction : bool
-        Scale each voxel's dose by ``ρ_kernel / ρ_voxel`` (see module docstring).
+        Scale each voxel's dose from the kernel medium to its own material (module docstring;
+        :mod:`theradose.dose._scaling`). False: ``D_k`` unscaled.
+    cavity_density_g_cm3 : float or None
+        Gas threshold ρ_c, g/cm³ (default 0.05, -950 HU): below it a voxel is a Bragg–Gray
+        cavity (charged-particle dose ``D_k × s_air,kernel``) instead of ``D_k × ρ_k/ρ``. None
+        applies ``ρ_k/ρ`` down to any density (the former behaviour: ~830× in air; not
+        recommended).
+    photon_correction : {"kerma", "density"}
+        ``"kerma"`` (default): generated kernels are split into a charged-particle and a
+        photon part, photons scaled by the collision-kerma ratio of the voxel's medium.
+        ``"density"``: one combined kernel scaled by ``ρ_k/ρ`` (given kernels are always used
+        as they are, scaled by the rule of their classes: photon-only kernels as photons).
     heterogeneity : bool or mapping
         False: one kernel. True: multiple VSVs by the :data:`DEFAULT_DENSITY_CLASSES`. A mapping
         ``{medium: (lo, hi)}`` gives the density intervals (g/cm³, ``[lo, hi)``, not
@@ -314,6 +349,8 @@ class KernelConvolutionEngine(DoseEngine):
     def __init__(self, medium: str = "water", kernel: VoxelKernel | None = None, *,
                  classes: Sequence[str] = ("electron", "photon", "alpha"),
                  density_correction: bool = True,
+                 cavity_density_g_cm3: float | None = DEFAULT_CAVITY_DENSITY_G_CM3,
+                 photon_correction: str = "kerma",
                  heterogeneity: bool | str | Mapping[str, Sequence[float]] = False,
                  kernels: Mapping[str, VoxelKernel] | None = None,
                  material_media: Mapping[str, str] | None = None,
@@ -336,6 +373,11 @@ class KernelConvolutionEngine(DoseEngine):
         self.vsv_options = dict(vsv_options or {})
         self.materials = materials
         self.density_correction = bool(density_correction)
+        self.cavity_density_g_cm3 = check_cavity_density(cavity_density_g_cm3)
+        if photon_correction not in PHOTON_RULES:
+            raise InputError(f"unknown photon_correction {photon_correction!r}; accepted: "
+                             f"{list(PHOTON_RULES)}", field="photon_correction")
+        self.photon_correction = photon_correction
         if isinstance(heterogeneity, str):
             if heterogeneity != "materials":
                 raise InputError(f"unknown heterogeneity mode {heterogeneity!r}; accepted: "
@@ -366,13 +408,16 @@ class KernelConvolutionEngine(DoseEngine):
                              "'independent'", field="voi_sigma")
         self.voi_sigma = voi_sigma
         self.precision, self.workers = check_fft_options(precision, workers)
-        self._generated: dict[tuple[str, str, tuple[float, ...]], VoxelKernel] = {}
+        self._generated: dict[tuple[Any, ...], VoxelKernel] = {}
+        self._scalings: dict[tuple[Any, ...], DensityScaling] = {}
 
     def options(self) -> dict[str, Any]:
         """Constructor options (kernels summarised)."""
         return {"medium": self.medium, "kernel": None if self.kernel is None else "given",
                 "classes": list(self.emission_classes), "vsv_options": self.vsv_options,
                 "density_correction": self.density_correction,
+                "cavity_density_g_cm3": self.cavity_density_g_cm3,
+                "photon_correction": self.photon_correction,
                 "heterogeneity": self.classes if self.classes is not None else False,
                 "voi_sigma": self.voi_sigma, "precision": self.precision,
                 "workers": self.workers}
@@ -428,18 +473,45 @@ class KernelConvolutionEngine(DoseEngine):
             return [(out[0][0], None)]
         return out
 
-    def _kernel_for(self, medium: str, inp: PreparedInputs) -> VoxelKernel:
+    def _class_groups(self, nuclide: Nuclide) -> list[tuple[str, ...]]:
+        """Emission classes of the generated kernel parts: charged + photon, or all in one."""
+        cl = self.emission_classes
+        if self.photon_correction != "kerma" or "photon" not in cl:
+            return [cl]
+        e = nuclide.energy_per_decay_kev
+        charged = tuple(c for c in cl if c != "photon")
+        groups = [charged] if sum(getattr(e, c) for c in charged) > 0 else []
+        if e.photon > 0:
+            groups.append(("photon",))
+        return groups or [cl]
+
+    def _parts_for(self, medium: str, inp: PreparedInputs) -> list[VoxelKernel]:
+        """Kernels convolved for the voxels of ``medium`` (given, or generated per part)."""
         if self.kernel is not None and (medium == self.medium or self.classes is None):
-            return resolve_kernel(self.kernel, inp.nuclide, inp.spacing_mm, medium)
+            return [resolve_kernel(self.kernel, inp.nuclide, inp.spacing_mm, medium)]
         if medium in self.kernels:
-            return resolve_kernel(self.kernels[medium], inp.nuclide, inp.spacing_mm, medium,
-                                  field=f"kernels.{medium}")
-        key = (medium, inp.nuclide.name, tuple(round(v, 6) for v in inp.spacing_mm))
-        if key not in self._generated:  # reuse for the next image of the same spacing
-            self._generated[key] = resolve_kernel(None, inp.nuclide, inp.spacing_mm, medium,
-                                                  self.emission_classes,
-                                                  options=self.vsv_options)
-        return self._generated[key]
+            return [resolve_kernel(self.kernels[medium], inp.nuclide, inp.spacing_mm, medium,
+                                   field=f"kernels.{medium}")]
+        out = []
+        for cl in self._class_groups(inp.nuclide):
+            key = (medium, inp.nuclide.name, tuple(round(v, 6) for v in inp.spacing_mm), cl)
+            if key not in self._generated:  # reuse for the next image of the same spacing
+                self._generated[key] = resolve_kernel(None, inp.nuclide, inp.spacing_mm,
+                                                      medium, cl, options=self.vsv_options)
+            out.append(self._generated[key])
+        return out
+
+    def _factor(self, inp: PreparedInputs, k: VoxelKernel, dtype: Any) -> np.ndarray | None:
+        """Density factor map of kernel ``k`` (None without density correction)."""
+        if not self.density_correction:
+            return None
+        key = (inp.nuclide.name, k.medium, float(k.density_g_cm3))
+        if key not in self._scalings:
+            self._scalings[key] = density_scaling(
+                inp.nuclide, k.medium, k.density_g_cm3,
+                cavity_density_g_cm3=self.cavity_density_g_cm3,
+                photon_rule=self.photon_correction)
+        return self._scalings[key].factor(inp.density, kernel_part(k), dtype)
 
     # ------------------------------------------------------------------ compute
     def compute(self, tia: Volume, density: Volume | float, nuclide: str | Nuclide, *,
@@ -460,80 +532,117 @@ class KernelConvolutionEngine(DoseEngine):
         inp = prepare_inputs(tia, density, nuclide, labels=labels, tia_sigma=tia_sigma)
         classes = self._class_masks(inp, materials if materials is not None
                                     else self.materials)
-        kernels = [(med, mask, self._kernel_for(med, inp)) for med, mask in classes]
-        kshape = tuple(max(k.values.shape[a] for _, _, k in kernels) for a in range(3))
+        groups = [(mask, self._parts_for(med, inp)) for med, mask in classes]
+        kshape = tuple(max(k.values.shape[a] for _, ks in groups for k in ks) for a in range(3))
         conv = FFTConvolver(inp.tia.shape, kshape, dtype=self.precision, workers=self.workers)
-        dt = conv.dtype
-        shape = inp.tia.shape
-        rho = inp.density
-        inv_rho = (np.divide(1.0, rho, out=np.zeros_like(rho), where=rho > 0).astype(dt)
-                   if self.density_correction else None)
-        want_voi_sigma = (labels is not None and inp.sigma_mbqh is not None
-                          and self.voi_sigma == "exact")
-        factors = np.ones(shape, dt) if want_voi_sigma else None  # density-correction factor
         a_ft = conv.transform(inp.tia_mbqh)
         s_ft = None if inp.sigma_mbqh is None else conv.transform(inp.sigma_mbqh ** 2)
-        dose = np.zeros(shape, dt) if len(kernels) > 1 else None
-        var = np.zeros(shape, dt) if len(kernels) > 1 and s_ft is not None else None
-        for _, mask, k in kernels:
-            kgy = k.values * GY_PER_MBQH_PER_S_UNIT
-            f = None if inv_rho is None else inv_rho * dt.type(k.density_g_cm3)
-            d = conv.apply(a_ft, conv.kernel_transform(kgy))
-            v = None
-            if s_ft is not None:
-                v = np.maximum(conv.apply(s_ft, conv.kernel_transform(kgy * kgy)), 0.0)
-            if mask is None:  # one class covering the image: work in place
-                if f is not None:
-                    d *= f
-                    if v is not None:
-                        v *= f * f
-                    if factors is not None:
-                        factors = f
+        dose: np.ndarray | None = None
+        var: np.ndarray | None = None
+        for mask, ks in groups:
+            d, v = self._group_dose(inp, conv, a_ft, s_ft, ks)
+            if mask is None:  # one class covering the image
                 dose, var = d, v
                 continue
-            dose[mask] = d[mask] if f is None else d[mask] * f[mask]  # type: ignore[index]
-            if v is not None:
-                var[mask] = v[mask] if f is None else v[mask] * f[mask] ** 2  # type: ignore
-            if factors is not None and f is not None:
-                factors[mask] = f[mask]
+            if dose is None:
+                dose = np.zeros(inp.tia.shape, conv.dtype)
+                var = None if v is None else np.zeros(inp.tia.shape, conv.dtype)
+            dose[mask] = d[mask]
+            if var is not None and v is not None:
+                var[mask] = v[mask]
+        assert dose is not None
         voi_sig = None
-        if want_voi_sigma:
-            voi_sig = self._voi_sigma(inp, conv, kernels, factors)  # type: ignore[arg-type]
-        sigma = np.zeros(shape, dt) if var is None else np.sqrt(var)
+        if labels is not None and inp.sigma_mbqh is not None and self.voi_sigma == "exact":
+            voi_sig = self._voi_sigma(inp, conv, groups)
+        sigma = np.zeros(dose.shape, conv.dtype) if var is None else np.sqrt(var)
         voi = () if labels is None else summarise_vois(dose, sigma, inp.mass_g, labels,
                                                           voi_sigma=voi_sig)
-        prov = {
-            "method": "voxel S-value convolution (FFT, MIRD 17)"
-                      + (", density-corrected" if self.density_correction else "")
-                      + (", multiple VSVs by tissue class (Lee 2018)" if len(kernels) > 1
-                         or self.classes is not None else ""),
-            "engine": self.name, "nuclide": inp.nuclide.name,
-            "nuclear_data": data_source(),
-            "kernels": [{**_kernel_summary(k), "voxels": int(inp.tia_mbqh.size if m is None
-                                                                else m.sum())}
-                        for _, m, k in kernels],
-            "options": self.options(),
-            "fft": {"library": f"scipy.fft {_version('scipy')}", "shape": list(conv.fshape),
-                    "precision": self.precision},
-            "uncertainty": "independent voxel TIA errors, exact propagation "
-                           "(σ²_D = f²·(σ²_TIA * K²); VOI σ " + self.voi_sigma + ")",
-            "references": ["MIRD Pamphlet 17, J Nucl Med 1999;40:11S-36S",
-                           "Dieudonne et al. J Nucl Med 2013;54:236-243",
-                           "Lee et al. J Nucl Med 2018;59:1133-1139"],
-            "theradose_version": _version("theradose"),
-        }
+        prov = self._provenance(inp, conv, groups)
         return DoseResult(dose=dose_volume(inp, dose, self.name),
                           sigma=dose_volume(inp, sigma, self.name, sigma=True), voi=voi,
                           engine=self.name, provenance=prov)
 
+    def _group_dose(self, inp: PreparedInputs, conv: FFTConvolver, a_ft: np.ndarray,
+                    s_ft: np.ndarray | None, kernels: Sequence[VoxelKernel]
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Dose and variance maps of one tissue class: ``Σ_p f_p·(Ã * K_p)`` (module doc)."""
+        dt = conv.dtype
+        terms = []
+        dose = None
+        for k in kernels:
+            kgy = k.values * GY_PER_MBQH_PER_S_UNIT
+            f = self._factor(inp, k, dt)
+            d = conv.apply(a_ft, conv.kernel_transform(kgy))
+            if f is not None:
+                d *= f
+            dose = d if dose is None else dose + d
+            terms.append((kgy, f))
+        assert dose is not None
+        if s_ft is None:
+            return dose, None
+        var = np.zeros(dose.shape, dt)
+        for i, (ki, fi) in enumerate(terms):
+            for j in range(i, len(terms)):
+                kj, fj = terms[j]
+                prod = _kernel_product(ki, kj)
+                if not prod.any():
+                    continue
+                c = conv.apply(s_ft, conv.kernel_transform(prod))
+                if fi is not None and fj is not None:
+                    c *= fi * fj
+                var += c if i == j else 2.0 * c
+        return dose, np.maximum(var, 0.0)
+
+    def _provenance(self, inp: PreparedInputs, conv: FFTConvolver,
+                    groups: Sequence[tuple[np.ndarray | None, Sequence[VoxelKernel]]]
+                    ) -> dict[str, Any]:
+        n_kernels = sum(len(ks) for _, ks in groups)
+        scal = {f"{k.medium}@{k.density_g_cm3:g}":
+                self._scalings[(inp.nuclide.name, k.medium, float(k.density_g_cm3))].describe()
+                for _, ks in groups for k in ks} if self.density_correction else None
+        rc = self.cavity_density_g_cm3
+        return {
+            "method": "voxel S-value convolution (FFT, MIRD 17)"
+                      + (", density-corrected" if self.density_correction else "")
+                      + (f", gas (rho < {rc} g/cm3) as Bragg-Gray cavity"
+                         if self.density_correction and rc is not None else "")
+                      + (", photons by kerma ratio" if self.density_correction and
+                         self.photon_correction == "kerma" and n_kernels > len(groups) else "")
+                      + (", multiple VSVs by tissue class (Lee 2018)" if len(groups) > 1
+                         or self.classes is not None else ""),
+            "engine": self.name, "nuclide": inp.nuclide.name,
+            "nuclear_data": data_source(),
+            "kernels": [{**_kernel_summary(k), "part": kernel_part(k),
+                         "voxels": int(inp.tia_mbqh.size if m is None else m.sum())}
+                        for m, ks in groups for k in ks],
+            "density_scaling": scal,
+            "gas_voxels": (int(np.sum((inp.density > 0) & (inp.density < rc)))
+                           if rc is not None else 0),
+            "options": self.options(),
+            "fft": {"library": f"scipy.fft {_version('scipy')}", "shape": list(conv.fshape),
+                    "precision": self.precision},
+            "uncertainty": "independent voxel TIA errors, exact propagation "
+                           "(σ²_D = Σ_pq f_p f_q (σ²_TIA * K_p K_q); VOI σ "
+                           + self.voi_sigma + ")",
+            "references": ["MIRD Pamphlet 17, J Nucl Med 1999;40:11S-36S",
+                           "Dieudonne et al. J Nucl Med 2013;54:236-243",
+                           "Lee et al. J Nucl Med 2018;59:1133-1139",
+                           "Spencer & Attix, Radiat Res 1955;3:239-254 (cavity theory)"],
+            "theradose_version": _version("theradose"),
+        }
+
     def _voi_sigma(self, inp: PreparedInputs, conv: FFTConvolver,
-                   kernels: list[tuple[str, np.ndarray | None, VoxelKernel]],
-                   factors: np.ndarray) -> dict[int, float]:
+                   groups: Sequence[tuple[np.ndarray | None, Sequence[VoxelKernel]]]
+                   ) -> dict[int, float]:
         """Exact σ of each VOI's mass-weighted mean dose (module docstring)."""
         assert inp.labels is not None and inp.sigma_mbqh is not None
         s2 = inp.sigma_mbqh ** 2
         mass_g = inp.mass_g
-        w = mass_g * factors
+        weights = []
+        for mask, ks in groups:
+            for k in ks:
+                f = self._factor(inp, k, np.float64)
+                weights.append((mask, k, mass_g if f is None else mass_g * f))
         out: dict[int, float] = {}
         for value in inp.labels.names:
             voi = inp.labels.array == value
@@ -541,7 +650,7 @@ class KernelConvolutionEngine(DoseEngine):
             if mass <= 0:
                 continue
             g = np.zeros(inp.tia.shape)
-            for _, mask, k in kernels:
+            for mask, k, w in weights:
                 h = np.where(voi if mask is None else voi & mask, w, 0.0)
                 if not h.any():
                     continue
@@ -549,6 +658,27 @@ class KernelConvolutionEngine(DoseEngine):
                     (k.values * GY_PER_MBQH_PER_S_UNIT)[::-1, ::-1, ::-1]))
             out[int(value)] = float(np.sqrt(np.sum(s2 * g * g)) / mass)
         return out
+
+
+def kernel_part(k: VoxelKernel) -> str:
+    """``"photon"`` for a photon-only kernel, else ``"charged"`` (its density-scaling rule)."""
+    return "photon" if tuple(k.classes) == ("photon",) else "charged"
+
+
+def _kernel_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise product of two centred odd-sized kernels (on the larger box)."""
+    shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
+    return _centred(a, shape) * _centred(b, shape)
+
+
+def _centred(k: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    if k.shape == tuple(shape):
+        return k
+    out = np.zeros(shape)
+    off = [(n - m) // 2 for m, n in zip(k.shape, shape, strict=True)]
+    out[off[0]:off[0] + k.shape[0], off[1]:off[1] + k.shape[1],
+        off[2]:off[2] + k.shape[2]] = k
+    return out
 
 
 def _version(dist: str) -> str:

@@ -5,9 +5,20 @@
 with Ã in MBq·h, N = 3.6e9 decays per MBq·h, Δ the energy emitted per decay by the classes
 deposited locally (keV, ICRP-107), k = 1.602176634e-16 J/keV and m in kg. Electrons and alphas
 of therapeutic nuclides deposit most of their energy within a SPECT/PET voxel or two (mean
-ranges below ~4 mm in tissue); for photons the options are to
-deposit them locally too (an upper bound at the voxel, energy conserved), to ignore them, or
-to add their dose by convolution with a photon-only voxel S-value kernel.
+ranges below ~4 mm in tissue). Photons are not absorbed where they are emitted (mean free
+path of a 208 keV photon in water: 7 cm), so by default (``photons="kernel"``) their dose is
+added by convolution with a photon-only voxel S-value kernel, scaled by the collision-kerma
+ratio of each voxel's medium (:mod:`theradose.dose._scaling`). The other options are to
+deposit them locally too (energy conserved, but +17 to +21 % on Lu-177 kidney, liver and
+spleen means against Monte Carlo: docs/dose-engines.md) or to ignore them.
+
+**Gas voxels.** Local deposition assumes that the electrons stop in the voxel where they are
+emitted. In gas (ρ < ρ_c = 0.05 g/cm³: air, trachea, bowel gas) a 134 keV electron travels
+19 cm, so ``Δ/m`` with the mass of air (830× less than water) is meaningless: TIA found in
+such voxels (partial volume of the emission image) is taken as emitted in the surrounding
+water-equivalent tissue, and the gas voxel receives the Bragg–Gray cavity dose
+``D = s_air,water · Ã·N·Δ·k / (ρ_w·V)`` (``s`` the stopping-power ratio, ≈ 0.88; Attix 1986
+ch. 10), which is what the kernel engine gives with a point-like kernel.
 
 The dose is linear in the TIA voxel by voxel, so independent TIA errors propagate exactly:
 ``σ_D(v) = N·Δ·k·σ_Ã(v)/m(v)``; with photons by kernel the cross term is included (see
@@ -20,6 +31,8 @@ activity distributions—radionuclide S values at the voxel level. J Nucl Med 19
 (LED is the voxel-level MIRD schema with the whole emitted energy absorbed in the source voxel).
 Dieudonné A, Hobbs RF, Lebtahi R, et al. J Nucl Med 2013;54(2):236-243 (density correction of
 kernel doses).
+Attix FH. Introduction to Radiological Physics and Radiation Dosimetry. Wiley, 1986, ch. 10
+(Bragg–Gray cavities). doi:10.1002/9783527617135
 """
 
 from __future__ import annotations
@@ -47,6 +60,12 @@ from theradose.dose._engine import (
 from theradose.dose._media import get_medium
 from theradose.dose._point_kernel import KEV_TO_J
 from theradose.dose._result import DoseResult, summarise_vois
+from theradose.dose._scaling import (
+    DEFAULT_CAVITY_DENSITY_G_CM3,
+    PHOTON_RULES,
+    check_cavity_density,
+    density_scaling,
+)
 from theradose.dose._voxel_kernel import VoxelKernel
 from theradose.errors import InputError
 from theradose.nuclides import EnergyPerDecay, Nuclide, data_source, equilibrium_energy_per_decay
@@ -66,10 +85,12 @@ class LocalDepositionEngine(DoseEngine):
     classes : sequence of {"electron", "alpha"}
         Particle classes deposited in the emitting voxel (ICRP-107 energy per decay; electrons
         include β, IC and Auger electrons).
-    photons : {"local", "ignore", "kernel"}
-        Photon energy: deposited locally too, left out, or transported by convolution with a
-        photon-only voxel S-value kernel (density-corrected, as in
-        :class:`~theradose.dose._convolution.KernelConvolutionEngine`).
+    photons : {"kernel", "local", "ignore"} or None
+        Photon energy: convolved with a photon-only voxel S-value kernel (scaled as set by
+        ``photon_correction``), deposited locally too, or left out. None (default):
+        ``"kernel"``, or ``"ignore"`` with ``equilibrium=True`` (the photon kernel covers one
+        nuclide; photons carry < 1 % of an alpha chain's energy). The treatment used is in
+        ``options()["photons"]`` and the provenance.
     equilibrium : bool
         Use the energy per parent decay of the parent and its progeny in equilibrium
         (:func:`theradose.nuclides.equilibrium_energy_per_decay`; e.g. Ac-225) instead of the
@@ -82,7 +103,15 @@ class LocalDepositionEngine(DoseEngine):
     vsv_options : mapping, optional
         Keyword arguments passed to ``voxel_s_values`` when generating the photon kernel.
     density_correction : bool
-        Scale the photon kernel dose by ``ρ_kernel / ρ_voxel``.
+        Scale the photon kernel dose from the kernel medium to the voxel's material
+        (``photon_correction``); False: unscaled.
+    photon_correction : {"kerma", "density"}
+        Photon kernel dose × collision-kerma ratio of the voxel's medium (default; photon dose
+        does not depend on density), or × ``ρ_kernel/ρ`` (former behaviour).
+    cavity_density_g_cm3 : float or None
+        Gas threshold ρ_c, g/cm³ (default 0.05, -950 HU): below it the local term is the
+        Bragg–Gray cavity dose (module docstring) instead of ``Ã·N·Δ·k/m``. None: ``Δ/m`` at
+        any density > 0 (~830× the water dose in air; not recommended).
     precision : {"float32", "float64"}
         FFT precision of the photon convolution.
     workers : int
@@ -92,14 +121,17 @@ class LocalDepositionEngine(DoseEngine):
     --------
     >>> LocalDepositionEngine(photons="ignore").energy_per_decay_kev("Lu-177") > 147
     True
+    >>> LocalDepositionEngine().photons
+    'kernel'
     """
 
     name = "led"
 
-    def __init__(self, classes: Sequence[str] = _CLASSES, photons: str = "local", *,
+    def __init__(self, classes: Sequence[str] = _CLASSES, photons: str | None = None, *,
                  equilibrium: bool = False, photon_kernel: VoxelKernel | None = None,
                  photon_medium: str = "water", vsv_options: Mapping[str, Any] | None = None,
-                 density_correction: bool = True,
+                 density_correction: bool = True, photon_correction: str = "kerma",
+                 cavity_density_g_cm3: float | None = DEFAULT_CAVITY_DENSITY_G_CM3,
                  precision: str = "float32", workers: int = 2) -> None:
         cl = (classes,) if isinstance(classes, str) else tuple(classes)
         bad = [c for c in cl if c not in _CLASSES]
@@ -107,11 +139,13 @@ class LocalDepositionEngine(DoseEngine):
             raise InputError(f"classes must be distinct values of {list(_CLASSES)} (photons are "
                              f"set by photons=), got {list(cl)}", field="classes")
         self.classes = cl
+        self.equilibrium = bool(equilibrium)
+        if photons is None:
+            photons = "ignore" if self.equilibrium else "kernel"
         if photons not in _PHOTONS:
             raise InputError(f"unknown photons mode {photons!r}; accepted: {list(_PHOTONS)}",
                              field="photons")
         self.photons = photons
-        self.equilibrium = bool(equilibrium)
         if self.equilibrium and photons == "kernel":
             raise InputError("equilibrium=True cannot be combined with photons='kernel' (the "
                              "photon kernel covers one nuclide); use photons='local' or "
@@ -133,6 +167,11 @@ class LocalDepositionEngine(DoseEngine):
                              f"{vsv_options!r}", field="vsv_options")
         self.vsv_options = dict(vsv_options or {})
         self.density_correction = bool(density_correction)
+        if photon_correction not in PHOTON_RULES:
+            raise InputError(f"unknown photon_correction {photon_correction!r}; accepted: "
+                             f"{list(PHOTON_RULES)}", field="photon_correction")
+        self.photon_correction = photon_correction
+        self.cavity_density_g_cm3 = check_cavity_density(cavity_density_g_cm3)
         self.precision, self.workers = check_fft_options(precision, workers)
         self._generated: dict[tuple[str, tuple[float, ...]], VoxelKernel] = {}
 
@@ -142,7 +181,9 @@ class LocalDepositionEngine(DoseEngine):
                 "equilibrium": self.equilibrium,
                 "photon_kernel": None if self.photon_kernel is None else "given",
                 "photon_medium": self.photon_medium,
-                "density_correction": self.density_correction, "precision": self.precision}
+                "density_correction": self.density_correction,
+                "photon_correction": self.photon_correction,
+                "cavity_density_g_cm3": self.cavity_density_g_cm3, "precision": self.precision}
 
     # ------------------------------------------------------------------ energy
     def _energy(self, nuclide: str | Nuclide) -> EnergyPerDecay:
@@ -177,34 +218,43 @@ class LocalDepositionEngine(DoseEngine):
                 labels: LabelMap | None = None, tia_sigma: Volume | None = None) -> DoseResult:
         """Absorbed dose by local deposition (see :meth:`DoseEngine.compute`).
 
-        With ``photons="kernel"`` the dose is ``D = Ã·c/ρ + f·(Ã * K_γ)`` (``c = N·Δ·k/V``,
-        ``f = ρ_kernel/ρ``) and its variance, for independent voxel TIA errors,
-        ``σ² = f²·(σ²_Ã * K_γ²) + σ²_Ã·[(c/ρ)² + 2·(c/ρ)·f·K_γ(0)]`` (the local and photon
-        terms of a voxel share its own TIA error).
+        With ``photons="kernel"`` the dose is ``D = Ã·c·f_l + f_γ·(Ã * K_γ)`` (``c = N·Δ·k/V``
+        at unit density, ``f_l = 1/ρ``, or the cavity ratio in gas; ``f_γ`` the photon factor)
+        and its variance, for independent voxel TIA errors,
+        ``σ² = f_γ²·(σ²_Ã * K_γ²) + σ²_Ã·[(c·f_l)² + 2·c·f_l·f_γ·K_γ(0)]`` (the local and
+        photon terms of a voxel share its own TIA error).
 
         Returns
         -------
         DoseResult
-            Gy; ``provenance["energy_per_decay_kev"]`` is the Δ used.
+            Gy; ``provenance["energy_per_decay_kev"]`` is the Δ deposited locally,
+            ``provenance["photons"]`` the photon treatment.
         """
         inp = prepare_inputs(tia, density, nuclide, labels=labels, tia_sigma=tia_sigma)
         delta = self.energy_per_decay_kev(inp.nuclide)
         rho = inp.density
-        # Gy per MBq·h per (g/cm³): N·Δ·k / (V_ml · 1e-3 kg/g)
+        # Gy per MBq·h at 1 g/cm³: N·Δ·k / (V_ml · 1e-3 kg/g)
         c = DECAYS_PER_MBQ_H * delta * KEV_TO_J / (inp.voxel_ml * 1e-3)
-        inv_rho = np.divide(1.0, rho, out=np.zeros_like(rho), where=rho > 0)
-        local = c * inv_rho  # Gy per MBq·h of the voxel's own TIA
+        local_scaling = density_scaling(inp.nuclide, "water", 1.0,
+                                        cavity_density_g_cm3=self.cavity_density_g_cm3)
+        local = c * local_scaling.factor(rho, "charged")  # Gy per MBq·h of the voxel's own TIA
         dose = inp.tia_mbqh * local
         s2 = None if inp.sigma_mbqh is None else inp.sigma_mbqh ** 2
         var = None if s2 is None else s2 * local ** 2
-        kernel_info = None
+        kernel_info = photon_scaling = None
         voi_sig = None
-        if self.photons == "kernel":
+        if self.photons == "kernel" and self._energy(inp.nuclide).photon > 0:
             k = self._photon_kernel(inp)
             kernel_info = _kernel_summary(k)
             kgy = k.values * GY_PER_MBQH_PER_S_UNIT
-            f = (k.density_g_cm3 * inv_rho) if self.density_correction \
-                else np.where(rho > 0, 1.0, 0.0)
+            if self.density_correction:
+                sc = density_scaling(inp.nuclide, k.medium, k.density_g_cm3,
+                                     cavity_density_g_cm3=self.cavity_density_g_cm3,
+                                     photon_rule=self.photon_correction)
+                photon_scaling = sc.describe()
+                f = sc.factor(rho, "photon")
+            else:
+                f = np.where(rho > 0, 1.0, 0.0)
             conv = FFTConvolver(inp.tia.shape, kgy.shape, dtype=self.precision,
                                 workers=self.workers)
             dose = dose + f * conv.convolve(inp.tia_mbqh, kgy)
@@ -213,32 +263,53 @@ class LocalDepositionEngine(DoseEngine):
                 var = (f * f * np.maximum(conv.convolve(s2, kgy * kgy), 0.0)
                        + s2 * (local ** 2 + 2.0 * local * f * k0))
                 if labels is not None:
-                    voi_sig = _voi_sigma_led_kernel(inp, conv, c, f, kgy)
+                    voi_sig = _voi_sigma_led_kernel(inp, conv, local, f, kgy)
         sigma = np.zeros_like(dose) if var is None else np.sqrt(np.maximum(var, 0.0))
         voi = () if labels is None else summarise_vois(dose, sigma, inp.mass_g, labels,
                                                           voi_sigma=voi_sig)
+        prov = self._provenance(inp, delta, local_scaling.describe(), kernel_info,
+                                photon_scaling)
+        return DoseResult(dose=dose_volume(inp, dose, self.name),
+                          sigma=dose_volume(inp, sigma, self.name, sigma=True), voi=voi,
+                          engine=self.name, provenance=prov)
+
+    def _provenance(self, inp: PreparedInputs, delta: float, local_scaling: dict[str, Any],
+                    kernel_info: dict[str, Any] | None,
+                    photon_scaling: dict[str, Any] | None) -> dict[str, Any]:
         e = self._energy(inp.nuclide)
-        prov = {
+        rc = self.cavity_density_g_cm3
+        photons = {"local": "deposited locally with the electrons",
+                   "ignore": "not deposited (left out)",
+                   "kernel": "photon-only voxel S-value convolution, scaled by "
+                             + ("the collision-kerma ratio of the voxel medium"
+                                if self.photon_correction == "kerma" else "rho_k/rho")
+                             if self.density_correction else
+                             "photon-only voxel S-value convolution, unscaled"}[self.photons]
+        return {
             "method": "local energy deposition D = TIA*N*Delta/m"
                       + {"local": " (photons local)", "ignore": " (photons ignored)",
-                         "kernel": " + photon voxel S-value convolution"}[self.photons],
+                         "kernel": " + photon voxel S-value convolution"}[self.photons]
+                      + (f"; gas (rho < {rc} g/cm3) as Bragg-Gray cavity" if rc is not None
+                         else ""),
             "engine": self.name, "nuclide": inp.nuclide.name,
+            "photons": photons,
             "energy_per_decay_kev": delta,
             "energy_by_class_kev": {"electron": e.electron, "photon": e.photon,
                                     "alpha": e.alpha},
+            "local_scaling": local_scaling,
+            "photon_scaling": photon_scaling,
+            "gas_voxels": (int(np.sum((inp.density > 0) & (inp.density < rc)))
+                           if rc is not None else 0),
             "nuclear_data": data_source(), "options": self.options(),
             "photon_kernel": kernel_info,
             "uncertainty": "independent voxel TIA errors, exact linear propagation",
             "theradose_version": _version("theradose"),
         }
-        return DoseResult(dose=dose_volume(inp, dose, self.name),
-                          sigma=dose_volume(inp, sigma, self.name, sigma=True), voi=voi,
-                          engine=self.name, provenance=prov)
 
 
-def _voi_sigma_led_kernel(inp: PreparedInputs, conv: FFTConvolver, c: float, f: np.ndarray,
-                          kgy: np.ndarray) -> dict[int, float]:
-    """Exact σ of VOI means for local + photon-kernel dose: g = c·V·1_VOI + (m·f·1_VOI) ⋆ K."""
+def _voi_sigma_led_kernel(inp: PreparedInputs, conv: FFTConvolver, local: np.ndarray,
+                          f: np.ndarray, kgy: np.ndarray) -> dict[int, float]:
+    """Exact σ of VOI means for local + photon-kernel dose: g = local·m·1_VOI + (m·f·1_VOI) ⋆ K."""
     assert inp.labels is not None and inp.sigma_mbqh is not None
     s2 = inp.sigma_mbqh ** 2
     flipped = np.ascontiguousarray(kgy[::-1, ::-1, ::-1])
@@ -250,7 +321,7 @@ def _voi_sigma_led_kernel(inp: PreparedInputs, conv: FFTConvolver, c: float, f: 
         mass = float(mass_g[voi].sum())
         if mass <= 0:
             continue
-        g = np.where(voi & (inp.density > 0), c * inp.voxel_ml, 0.0)
+        g = np.where(voi, local * mass_g, 0.0)
         g = g + conv.convolve(np.where(voi, w, 0.0), flipped)
         out[int(value)] = float(np.sqrt(np.sum(s2 * g * g)) / mass)
     return out

@@ -34,7 +34,12 @@ distribution is what the TIA map measures).
 **Dose.** Alpha (with recoil) and electron energy is absorbed in the emitting voxel (CSDA ranges
 of 5-9 MeV alphas are 40-90 µm, of the betas at most a few mm); photons are absorbed locally,
 ignored, or convolved with a photon-only voxel S-value kernel per member (density-corrected, as
-in :class:`~theradose.dose._led.LocalDepositionEngine`). The RBE-weighted dose is
+in :class:`~theradose.dose._led.LocalDepositionEngine`). In gas voxels (``ρ <
+cavity_density_g_cm3``, default 0.05 g/cm³) alphas (3-5 cm in air) and electrons cross the voxel:
+the local term there is the Bragg–Gray cavity dose ``s_air,water ×`` the value at 1 g/cm³, and
+the photon kernel dose is scaled by the air/water kerma ratio instead of ``ρ_k/ρ``
+(:mod:`theradose.dose._scaling`; the electron stopping-power ratio of the parent, 0.88, stands
+for the alphas'). The RBE-weighted dose is
 ``D_RBE = RBE_α · D_α + D_e + D_γ`` with RBE_α = 5 for deterministic effects by default
 (MIRD Pamphlet No. 22).
 
@@ -87,6 +92,11 @@ from theradose.dose._engine import (
 from theradose.dose._media import get_medium
 from theradose.dose._point_kernel import KEV_TO_J
 from theradose.dose._result import DoseResult, VOIDose, summarise_vois
+from theradose.dose._scaling import (
+    DEFAULT_CAVITY_DENSITY_G_CM3,
+    check_cavity_density,
+    density_scaling,
+)
 from theradose.dose._voxel_kernel import VoxelKernel
 from theradose.errors import InputError
 from theradose.nuclides import Nuclide, data_source, decay_chain, get_nuclide
@@ -467,7 +477,10 @@ class AlphaDoseEngine(DoseEngine):
     vsv_options : mapping, optional
         Options of ``voxel_s_values``.
     density_correction : bool
-        Photon kernel dose × ρ_kernel/ρ(v).
+        Photon kernel dose × ρ_kernel/ρ(v) (× the air/water kerma ratio in gas).
+    cavity_density_g_cm3 : float or None
+        Gas threshold, g/cm³ (default 0.05, -950 HU): below it the local and photon terms use
+        the gas rules of the module docstring. None: ``Δ/m`` and ``ρ_k/ρ`` at any density.
     body_threshold_g_cm3 : float
         Lowest density of the ``"whole_body"`` target.
     precision : {"float32", "float64"}
@@ -488,6 +501,7 @@ class AlphaDoseEngine(DoseEngine):
                  photon_kernels: Mapping[str, VoxelKernel] | None = None,
                  photon_medium: str = "water", vsv_options: Mapping[str, Any] | None = None,
                  density_correction: bool = True, body_threshold_g_cm3: float = 0.1,
+                 cavity_density_g_cm3: float | None = DEFAULT_CAVITY_DENSITY_G_CM3,
                  precision: str = "float32", workers: int = 2) -> None:
         self.redistribution = _as_rules(redistribution)
         if rbe_alpha is not None:
@@ -529,6 +543,7 @@ class AlphaDoseEngine(DoseEngine):
         self.body_threshold_g_cm3 = _check_positive(body_threshold_g_cm3,
                                                     "body_threshold_g_cm3")
         self.precision, self.workers = check_fft_options(precision, workers)
+        self.cavity_density_g_cm3 = check_cavity_density(cavity_density_g_cm3)
 
     def options(self) -> dict[str, Any]:
         """Constructor options (JSON-ready)."""
@@ -538,6 +553,7 @@ class AlphaDoseEngine(DoseEngine):
                 "photon_kernels": sorted(self.photon_kernels), "photon_medium":
                 self.photon_medium, "density_correction": self.density_correction,
                 "body_threshold_g_cm3": self.body_threshold_g_cm3,
+                "cavity_density_g_cm3": self.cavity_density_g_cm3,
                 "precision": self.precision}
 
     # ------------------------------------------------------------------ kernels
@@ -578,8 +594,11 @@ class AlphaDoseEngine(DoseEngine):
         g = [{c: sum(t[n] * getattr(e[n], c) for n in names) for c in _CLASSES}
              for t in chain.moved]
         rho = inp.density
-        inv_m = np.divide(1.0, rho * inp.voxel_ml * 1e-3, out=np.zeros_like(rho), where=rho > 0)
-        gy_per_kev = DECAYS_PER_MBQ_H * KEV_TO_J * inv_m  # Gy per (MBq·h·keV) in the voxel
+        # Gy per (MBq·h·keV) in the voxel: N·k/(V·1 g/cm³) × (1/ρ, or s_air,water in gas)
+        gy_per_kev = (DECAYS_PER_MBQ_H * KEV_TO_J / (inp.voxel_ml * 1e-3)
+                      * density_scaling(inp.nuclide, "water", 1.0,
+                                        cavity_density_g_cm3=self.cavity_density_g_cm3
+                                        ).factor(rho, "charged"))
         tia_p = np.asarray(inp.tia_mbqh, dtype=np.float64)
         total = float(tia_p.sum())
         wsum = [np.zeros_like(rho) if w is None else w for w in chain.weights]
@@ -611,8 +630,11 @@ class AlphaDoseEngine(DoseEngine):
                     raise InputError(f"photon kernels have different densities {sorted(rho_k)}"
                                      "; give kernels of one medium", field="photon_kernels")
                 rk = rho_k.pop()
-                inv_rho = np.divide(1.0, rho, out=np.zeros_like(rho), where=rho > 0)
-                f = rk * inv_rho if self.density_correction else np.where(rho > 0, 1.0, 0.0)
+                med = next(iter(kernels.values())).medium
+                f = (density_scaling(inp.nuclide, med, rk, photon_rule="density",
+                                     cavity_density_g_cm3=self.cavity_density_g_cm3
+                                     ).factor(rho, "photon")
+                     if self.density_correction else np.where(rho > 0, 1.0, 0.0))
 
                 def combined(coef: Mapping[str, float]) -> np.ndarray:
                     out = np.zeros(shape)

@@ -12,6 +12,12 @@
   with photons ignored). ``electrons="kernel"``: the electron energy is convolved with the
   electron-only voxel S-value kernel in water (FFT, density-corrected ``ρ_w/ρ(v)`` as in the
   kernel engine); alphas (ranges < 0.1 mm) stay local.
+* **Gas voxels** (``ρ < cavity_density_g_cm3``, default 0.05 g/cm³: air, trachea, bowel gas):
+  electrons cross them (19 cm range in air at 134 keV), so neither ``Δ_e/m`` with the mass of
+  air nor ``ρ_w/ρ`` (830× in air) holds; the electron/alpha part there is the Bragg–Gray cavity
+  dose ``s_air,water × (dose of water at that place)`` (:mod:`theradose.dose._scaling`; the
+  same rule as the LED and kernel engines). Photon kerma needs no such rule: ``μ_en`` scales
+  with the mass, so photon dose in air is ``Φ·E·(μ_en/ρ)_air``.
 
 **Uncertainty.** ``sigma`` combines in quadrature (i) the Monte Carlo standard error of
 ``D_γ`` (batch method) and (ii) the TIA-propagated σ: exact for the electron/alpha term
@@ -50,6 +56,11 @@ from theradose.dose._engine import (
 )
 from theradose.dose._point_kernel import KEV_TO_J
 from theradose.dose._result import DoseResult, summarise_vois
+from theradose.dose._scaling import (
+    DEFAULT_CAVITY_DENSITY_G_CM3,
+    check_cavity_density,
+    density_scaling,
+)
 from theradose.dose._voxel_kernel import VoxelKernel
 from theradose.dose.mc._emission import emission_spectrum
 from theradose.dose.mc._phantom import VoxelPhantom
@@ -105,6 +116,9 @@ class MonteCarloEngine(DoseEngine):
         Photon cut-off, keV.
     batch_size : int
         Photons transported together.
+    cavity_density_g_cm3 : float or None
+        Gas threshold, g/cm³ (default 0.05, -950 HU): below it the electron/alpha part is the
+        Bragg–Gray cavity dose (module docstring). None: ``Δ/m`` or ``ρ_w/ρ`` at any density.
 
     Examples
     --------
@@ -120,7 +134,8 @@ class MonteCarloEngine(DoseEngine):
                  target_rel_sigma: float | None = None, max_histories: int | None = None,
                  n_batches: int = 10, backend: str = "numpy", chain: bool = False,
                  electron_kernel: VoxelKernel | None = None, energy_cutoff_kev: float = 1.0,
-                 batch_size: int = 200_000) -> None:
+                 batch_size: int = 200_000,
+                 cavity_density_g_cm3: float | None = DEFAULT_CAVITY_DENSITY_G_CM3) -> None:
         self.n_batches = _positive_int(n_batches, "n_batches", 2)
         self.n_histories = _positive_int(n_histories, "n_histories", self.n_batches)
         self.seed = _positive_int(seed, "seed", 0)
@@ -169,6 +184,7 @@ class MonteCarloEngine(DoseEngine):
         self.electron_kernel = electron_kernel
         self.energy_cutoff_kev = energy_cutoff_kev
         self.batch_size = _positive_int(batch_size, "batch_size")
+        self.cavity_density_g_cm3 = check_cavity_density(cavity_density_g_cm3)
         self._generated: dict[tuple[str, tuple[float, ...]], VoxelKernel] = {}
 
     def options(self) -> dict[str, Any]:
@@ -180,7 +196,8 @@ class MonteCarloEngine(DoseEngine):
                 "max_histories": self.max_histories, "n_batches": self.n_batches,
                 "backend": self.backend, "chain": self.chain,
                 "electron_kernel": None if self.electron_kernel is None else "given",
-                "energy_cutoff_kev": self.energy_cutoff_kev, "batch_size": self.batch_size}
+                "energy_cutoff_kev": self.energy_cutoff_kev, "batch_size": self.batch_size,
+                "cavity_density_g_cm3": self.cavity_density_g_cm3}
 
     # ------------------------------------------------------------------ pieces
     def _phantom(self, inp: PreparedInputs) -> VoxelPhantom:
@@ -240,7 +257,11 @@ class MonteCarloEngine(DoseEngine):
         # ---- electrons / alphas
         kernel_info = None
         e_local_kev = spec.alpha_kev + (spec.electron_kev if self.electrons == "local" else 0.0)
-        local = DECAYS_PER_MBQ_H * e_local_kev * KEV_TO_J * inv_m  # Gy per MBq·h of the voxel
+        # Gy per MBq·h of the voxel's own TIA: N·Δ·k/(V·1 g/cm³) × (1/ρ, or s_air,water in gas)
+        local_sc = density_scaling(inp.nuclide, "water", 1.0,
+                                   cavity_density_g_cm3=self.cavity_density_g_cm3)
+        local = (DECAYS_PER_MBQ_H * e_local_kev * KEV_TO_J / (inp.voxel_ml * 1e-3)
+                 * local_sc.factor(rho, "charged"))
         dose_e = a * local
         var_tia = None if s2 is None else s2 * local ** 2
         conv = kgy = f = None
@@ -248,7 +269,9 @@ class MonteCarloEngine(DoseEngine):
             k = self._electron_kernel(inp)
             kernel_info = _kernel_summary(k)
             kgy = k.values * GY_PER_MBQH_PER_S_UNIT
-            f = k.density_g_cm3 * np.divide(1.0, rho, out=np.zeros_like(rho), where=rho > 0)
+            f = density_scaling(inp.nuclide, k.medium, k.density_g_cm3,
+                                cavity_density_g_cm3=self.cavity_density_g_cm3
+                                ).factor(rho, "charged")
             conv = FFTConvolver(a.shape, kgy.shape, dtype="float64", workers=2)
             dose_e = dose_e + f * conv.convolve(a, kgy)
             if s2 is not None:
@@ -291,6 +314,9 @@ class MonteCarloEngine(DoseEngine):
                                     "photon": spec.photon_kev},
             "nuclear_data": data_source(), "options": self.options(),
             "electron_kernel": kernel_info,
+            "electron_scaling": local_sc.describe()["charged"],
+            "gas_voxels": (int(np.sum((rho > 0) & (rho < self.cavity_density_g_cm3)))
+                           if self.cavity_density_g_cm3 is not None else 0),
             "uncertainty": "MC batch sigma (+) TIA sigma: exact for electrons/alphas, "
                            "photon term D_gamma*sqrt(sum sigma_TIA^2)/sum TIA (approximation)",
             "theradose_version": _version("theradose"),
