@@ -23,7 +23,8 @@ def test_defaults_are_the_documented_table():
 
 def test_toml_overrides(tmp_path):
     p = tmp_path / "cfg.toml"
-    p.write_text('[dose]\nengines = ["kernel", "montecarlo"]\n[kinetics]\nmargin_mm = 11\n'
+    p.write_text('[dose]\nengines = ["kernel", "montecarlo"]\n[kinetics]\npvc = "none"\n'
+                 'margin_mm = 11\n'
                  '[segmentation]\nlesions = "percent_max"\npercent = 42\n')
     cfg = PipelineConfig.from_toml(p)
     assert cfg.section("dose")["engines"] == ["kernel", "montecarlo"]
@@ -54,9 +55,12 @@ def test_toml_overrides(tmp_path):
     ({"study": {"nuclide": 177}}, "study.nuclide", "string"),
     ({"outputs": "all"}, "outputs", "expected a table"),
     ({"kinetics": {"pvc": "rc"}}, "kinetics.pvc", "expected one of"),
-    ({"kinetics": {"pvc": "gtm"}}, "kinetics.fwhm_mm", "needs the system FWHM"),
+    ({"kinetics": {"margin_mm": 5}}, "kinetics.margin_mm", "use one of them"),
     ({"kinetics": {"pvc": "gtm", "fwhm_mm": 11, "margin_mm": 5}}, "kinetics.margin_mm",
      "use one of them"),
+    ({"kinetics": {"fwhm_mm": float("nan")}}, "kinetics.fwhm_mm", "finite"),
+    ({"kinetics": {"fwhm_fallback_mm": float("inf")}}, "kinetics.fwhm_fallback_mm", "finite"),
+    ({"kinetics": {"fwhm_fallback_mm": 0}}, "kinetics.fwhm_fallback_mm", "> 0"),
     ({"kinetics": {"fwhm_mm": 0}}, "kinetics.fwhm_mm", "> 0"),
     ({"kinetics": {"gtm_fwhm_rel_sd": 1.5}}, "kinetics.gtm_fwhm_rel_sd", r"\[0, 1\)"),
     ({"kinetics": {"gtm_fwhm_rel_sd": -0.1}}, "kinetics.gtm_fwhm_rel_sd", ">= 0"),

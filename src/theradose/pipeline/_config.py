@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,10 +29,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                      "min_volume_ml": 0.5},
     "kinetics": {"models": ["mono", "bi_uptake", "bi", "tri_uptake"], "criterion": "aicc",
                  "margin_mm": 0.0, "relative_sigma": 0.1, "max_abs_corr": None,
-                 "voxel_models": ["mono", "bi_uptake"], "pvc": "none", "fwhm_mm": None,
+                 "voxel_models": ["mono", "bi_uptake"], "pvc": "gtm", "fwhm_mm": None,
+                 "fwhm_fallback_mm": 12.0,
                  "gtm_roi_margin_mm": None, "gtm_shell_mm": None, "gtm_guard_mm": None,
                  "local_align": ["lesion*"], "local_align_max_mm": None,
-                 "gtm_fwhm_rel_sd": 0.1},
+                 "gtm_fwhm_rel_sd": None},
     "dose": {"engines": ["kernel", "organ_svalues"], "kernel": {}, "montecarlo": {},
              "led": {}, "phantom": "auto"},
     "radiobiology": {"enabled": True},
@@ -62,9 +64,12 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
     if isinstance(default, int | float) or key in ("threshold", "calibration_cps_per_mbq",
                                                     "injected_activity_mbq", "max_abs_corr",
                                                     "fwhm_mm", "local_align_max_mm",
+                                                    "fwhm_fallback_mm",
                                                     *_ZERO_OK):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(file, name, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise _fail(file, name, f"expected a finite number, got {value!r}")
         if isinstance(default, int) and not isinstance(default, bool) and key in (
                 "reference", "seed"):
             if int(value) != value or value < 0:
@@ -164,14 +169,12 @@ class PipelineConfig:
         if full["kinetics"]["pvc"] not in _PVC:
             raise _fail(file, "kinetics.pvc", f"expected one of {list(_PVC)}, got "
                         f"{full['kinetics']['pvc']!r}")
-        if full["kinetics"]["pvc"] == "gtm":
-            if full["kinetics"]["fwhm_mm"] is None:
-                raise _fail(file, "kinetics.fwhm_mm", "pvc = 'gtm' needs the system FWHM "
-                            "(mm) of the emission images")
-            if full["kinetics"]["margin_mm"] != 0:
-                raise _fail(file, "kinetics.margin_mm", "a VOI margin and GTM correction "
-                            "both recover spill-out: use one of them (margin_mm = 0 with gtm)")
-        if not full["kinetics"]["gtm_fwhm_rel_sd"] < 1:
+        if full["kinetics"]["pvc"] == "gtm" and full["kinetics"]["margin_mm"] != 0:
+            raise _fail(file, "kinetics.margin_mm", "a VOI margin and the GTM correction "
+                        "(the default, pvc = 'gtm') both recover spill-out: use one of them "
+                        "(margin_mm = 0, or pvc = 'none' with a margin)")
+        rel = full["kinetics"]["gtm_fwhm_rel_sd"]
+        if rel is not None and not rel < 1:
             raise _fail(file, "kinetics.gtm_fwhm_rel_sd", "expected a fraction in [0, 1) (0.1 "
                         f"for 10 %), got {full['kinetics']['gtm_fwhm_rel_sd']!r}")
         if full["kinetics"]["criterion"] not in ("aicc", "bic"):

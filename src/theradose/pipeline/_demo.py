@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +228,15 @@ def truth_table(results: dict[str, Any]) -> str:
         rows.append(f"{n:<18} {te or float('nan'):>10.1f} {t['tia_mbq_h']:>10.1f} "
                     f"{_pct(te, t['tia_mbq_h']):>7}  {de or float('nan'):>9.3f} "
                     f"{dt if dt is not None else float('nan'):>9.3f} {_pct(de, dt):>7}")
+    rs, tr = results.get("resolution") or {}, results.get("truth", {}).get("resolution") or {}
+    if rs.get("camera_fwhm_mm") is not None and tr.get("camera_fwhm_mm"):
+        rows.append(f"SPECT resolution ({rs.get('source')}): camera FWHM "
+                    f"{rs['camera_fwhm_mm']:.1f} ± {rs.get('camera_sigma_mm') or 0:.1f} mm, "
+                    f"true {tr['camera_fwhm_mm']:g} mm "
+                    f"({_pct(rs['camera_fwhm_mm'], tr['camera_fwhm_mm'])} %); "
+                    f"{rs.get('fwhm_mm', float('nan')):.1f} mm on the dose grid")
+    for w in results.get("warnings") or []:
+        rows.append(f"warning ({w.get('stage')}): {w.get('message')}")
     res = results.get("truth", {}).get("registration_residual") or []
     if res:
         rows.append("registration vs the known motion, mean over the body (mm): "
@@ -264,8 +272,11 @@ def run_demo(out: str | Path, *, seed: int = 0, voxel_mm: float = 5.0, noise: bo
 
     Writes ``OUT/patient`` (DICOM + truth, :func:`theradose.phantoms.simulate_patient` with
     ``truth_dose=("kernel",)``) and ``OUT/results`` (:func:`run_pipeline` on
-    ``OUT/patient/dicom`` with the SPECT calibration from ``truth.json``, as a site would
-    know its camera's), then adds a ``"truth"`` block to ``results.json``.
+    ``OUT/patient/dicom`` with the **default configuration**, exactly as ``theradose run``
+    gives a user's study; the one value passed is the SPECT calibration factor, which a site
+    knows for its camera), then adds a ``"truth"`` block to ``results.json``. Nothing from
+    the truth reaches the pipeline: the SPECT resolution for the partial-volume correction is
+    estimated from the images.
 
     Parameters
     ----------
@@ -285,7 +296,8 @@ def run_demo(out: str | Path, *, seed: int = 0, voxel_mm: float = 5.0, noise: bo
     overwrite : bool
         Replace an earlier demo in ``out``.
     config : dict, optional
-        Pipeline configuration sections merged over the demo's.
+        Pipeline configuration sections merged over the defaults (for experiments; the demo
+        itself passes none).
 
     Returns
     -------
@@ -303,24 +315,16 @@ def run_demo(out: str | Path, *, seed: int = 0, voxel_mm: float = 5.0, noise: bo
                                                   motion=motion, n_lesions=n_lesions,
                                                   lesion_volume_ml=lesion_volume_ml,
                                                   truth_dose=("kernel",)))
-    cal = next(a["calibration_cps_per_mbq"] for a in vp.truth["acquisitions"]
-               if a["modality"] == "NM")
     nm = next(a for a in vp.truth["acquisitions"] if a["modality"] == "NM")
-    # effective resolution of the images the pipeline sees: the camera FWHM combined with the
-    # box blur of the SPECT voxels and of the reference grid they are resampled to (variance
-    # w²/12 each, converted to FWHM² by 8 ln 2)
-    fwhm = math.sqrt(nm["fwhm_mm"] ** 2 + 8 * math.log(2) * (
-        float(np.mean(nm["voxel_mm"])) ** 2 + voxel_mm ** 2) / 12.0)
-    cfg: dict[str, Any] = {"study": {"calibration_cps_per_mbq": cal},
-                           # rigid + BSpline: the simulator deforms the patient between days
-                           "registration": {"deformable": True},
-                           # GTM partial-volume correction with the system FWHM (a user
-                           # gives their camera's; docs/pipeline.md)
-                           "kinetics": {"pvc": "gtm", "fwhm_mm": float(fwhm)}}
+    # the default configuration, as `theradose run` gives a user's study; the one input a
+    # site knows and the images do not carry is its camera's calibration factor
+    cfg: dict[str, Any] = {"study": {"calibration_cps_per_mbq": nm["calibration_cps_per_mbq"]}}
     for sec, vals in (config or {}).items():
         cfg.setdefault(sec, {}).update(vals)
     results = run_pipeline(vp.dicom, out / "results", cfg, overwrite=overwrite)
     results["truth"] = truth_block(vp.truth, list(results["vois"]))
+    results["truth"]["resolution"] = {"camera_fwhm_mm": nm.get("fwhm_mm"),
+                                      "emission_voxel_mm": nm.get("voxel_mm")}
     if motion:
         results["truth"]["registration_residual"] = registration_residual(
             results, vp.truth_dir, out / "results")

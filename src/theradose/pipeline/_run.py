@@ -21,7 +21,8 @@ from theradose.pipeline import _stages
 from theradose.pipeline._cache import StageCache, fingerprint, stage_key
 from theradose.pipeline._config import PipelineConfig
 from theradose.pipeline._dose import dose_stage
-from theradose.volume import Volume
+from theradose.pipeline._warnings import collect_warnings
+from theradose.volume import LabelMap, Volume
 
 __all__ = ["SCHEMA", "run_pipeline"]
 
@@ -109,6 +110,7 @@ def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
     if not pvc.get("applied"):
         return {"applied": False}
     return {"applied": True, "method": pvc["method"], "fwhm_mm": pvc["fwhm_mm"],
+            "fwhm_source": (pvc.get("resolution") or {}).get("source"),
             "reference": pvc["reference"],
             **{k: pvc.get(k) for k in ("roi_margin_mm", "shell_mm", "guard_mm")},
             "split": name in pvc.get("split_vois", []),
@@ -118,6 +120,7 @@ def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
             "voxel_scale": pvc.get("voxel_scale", {}).get(name),
             "fwhm_rel_sd": pvc.get("fwhm_rel_sd"),
             "recovery_rel_sd": pvc.get("recovery_rel_sd", {}).get(name),
+            "spill_in_dominated": (pvc.get("spill_in_dominated") or {}).get(name),
             **_local_entry(pvc.get("local_alignment"), name)}
 
 
@@ -219,7 +222,9 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     k_reg = stage_key(fingerprint(study), cfg.key_of("study", "registration"))
     reg = cache.get("registration", k_reg)
     if reg is None:
-        reg = _stages.load_and_register(study, cfg)
+        with collect_warnings("registration") as caught:
+            reg = _stages.load_and_register(study, cfg)
+        reg["warnings"] = caught
         cache.put("registration", k_reg, reg)
     timed("registration", t0)
     adm = reg["administration"]
@@ -227,7 +232,8 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
 
     # 2. VOIs
     t0 = time.perf_counter()
-    labels, voi_source = _stages.vois_stage(study, reg, cfg)
+    with collect_warnings("vois") as vois_warnings:
+        labels, voi_source = _stages.vois_stage(study, reg, cfg)
     timed("vois", t0)
 
     # 3. kinetics (cached)
@@ -236,7 +242,9 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
                       json.dumps(sorted(labels.names.items())), cfg.key_of("kinetics"))
     kin = cache.get("kinetics", k_kin)
     if kin is None:
-        kin = _stages.kinetics_stage(reg, labels, cfg)
+        with collect_warnings("kinetics") as caught:
+            kin = _stages.kinetics_stage(reg, labels, cfg)
+        kin["warnings"] = caught
         cache.put("kinetics", k_kin, kin)
     timed("kinetics", t0)
     grid = reg["geometry"]
@@ -255,9 +263,10 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
         sex = str(reg["ct_meta"].get("patient_sex") or "M").upper()
         phantom = "adult_female" if sex.startswith("F") else "adult_male"
     organ_tia = {n: (float(f.tia), float(f.sigma_tia)) for n, f in kin["fits"].items()}
-    maps, per_voi, dose_info = dose_stage(
-        tia, density, labels, nuclide, dcfg["engines"],
-        {e: dcfg.get(e, {}) for e in ("kernel", "montecarlo", "led")}, organ_tia, phantom)
+    with collect_warnings("dose") as dose_warnings:
+        maps, per_voi, dose_info = dose_stage(
+            tia, density, labels, nuclide, dcfg["engines"],
+            {e: dcfg.get(e, {}) for e in ("kernel", "montecarlo", "led")}, organ_tia, phantom)
     timed("dose", t0)
 
     # 5. DVH, BED, results
@@ -268,9 +277,96 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
                                    sigma=None if r.sigma is None else np.asarray(r.sigma.array))
                  for e, r in maps.items()}
     dose_map = dose_maps[primary] if primary else None
+    rad = cfg.section("radiobiology")["enabled"]
+    with collect_warnings("analysis") as analysis_warnings:
+        vois = _voi_entries(labels, kin, maps, per_voi, primary, dose_map, rad)
+    timed("analysis", t0)
+
+    # 6. outputs
+    t0 = time.perf_counter()
+    ocfg = cfg.section("outputs")
+    outputs: dict[str, str] = {"results": "results.json"}
+    if ocfg["nifti"]:
+        write_nifti(tia, out / "tia.nii.gz", overwrite=overwrite)
+        outputs["tia"] = "tia.nii.gz"
+        outputs["tia_sigma"] = "tia_sigma.nii.gz"
+        for e, d in dose_maps.items():
+            write_nifti(d, out / f"dose_{e}.nii.gz", overwrite=overwrite)
+            outputs[f"dose_{e}"] = f"dose_{e}.nii.gz"
+            if d.sigma is not None:
+                outputs[f"dose_{e}_sigma"] = f"dose_{e}_sigma.nii.gz"
+    if ocfg["rtdose"] and dose_map is not None:
+        write_rtdose(dose_map.replace(sigma=None), out / "rtdose.dcm", reference=ct,
+                     comment=f"theradose {primary}", overwrite=overwrite)
+        outputs["rtdose"] = "rtdose.dcm"
+    if ocfg["seg"]:
+        write_seg(labels, out / "seg.dcm", reference=ct, algorithm_type="SEMIAUTOMATIC",
+                  series_description="theradose VOIs", overwrite=overwrite)
+        outputs["seg"] = "seg.dcm"
+    for name, data in sorted(reg.get("transforms_h5", {}).items()):
+        # reference -> time point (ITK convention), rigid or rigid + BSpline
+        with atomic_path(out / "registration" / name, overwrite=overwrite) as tmp:
+            tmp.write_bytes(data)
+        outputs[name.removesuffix(".h5")] = f"registration/{name}"
+    timed("outputs", t0)
+
+    results: dict[str, Any] = {
+        "schema": SCHEMA,
+        "software": _software(),
+        "nuclide": nuclide,
+        "injected_activity_mbq": float(adm.injected_activity_mbq),
+        "administration": adm.to_dict(),
+        "study": {"source": str(study), "reference_time_point": reg["reference"],
+                  "time_points": [{"time_h": float(t), "file": f, "fov_fraction": _num(fr),
+                                   "activity_moved_into_body": _num(mv)}
+                                  for t, f, fr, mv in zip(
+                                      reg["times_h"], reg["emission_files"],
+                                      reg["fov_fraction"],
+                                      kin.get("activity_moved_into_body")
+                                      or [None] * len(reg["times_h"]), strict=True)],
+                  "reference_grid": grid.to_dict(), "vois_source": voi_source},
+        "registration": reg["registration"],
+        "config": cfg.to_dict(),
+        "resolution": kin.get("pvc", {}).get("resolution"),
+        "warnings": [*reg.get("warnings", []), *vois_warnings, *kin.get("warnings", []),
+                     *dose_warnings, *analysis_warnings],
+        "vois": vois,
+        "dose_engines": {e: _json(i) for e, i in dose_info.items()},
+        "outputs": outputs,
+        "provenance": {"created": datetime.now().isoformat(timespec="seconds"),
+                       "theradose": __version__, "timings_s": timings,
+                       "cache_hits": list(cache.hits), "primary_engine": primary,
+                       "voxel_fit": {"counts": kin["voxel_counts"],
+                                     "provenance": kin["voxel_provenance"]}},
+    }
+    results = _json(results)
+
+    if ocfg["report"] and dose_map is not None:
+        t0 = time.perf_counter()
+        try:
+            from theradose.report import ReportImages, write_report
+        except ImportError:
+            log.info("theradose.report is not available; report skipped")
+        else:
+            spect = Volume(reg["emission_bq_ml"][0], grid, unit="Bq/mL", modality="NM")
+            images = ReportImages(ct=ct, dose=dose_map.replace(sigma=None), spect=spect,
+                                  labels=labels)
+            html, pdf = write_report(results, out, images=images, overwrite=overwrite)
+            results["outputs"]["report_html"] = html.name
+            results["outputs"]["report_pdf"] = pdf.name
+        timed("report", t0)
+        results["provenance"]["timings_s"]["report"] = timings["report"]
+    results["provenance"]["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    write_results(results, results_path, overwrite=overwrite)
+    return results
+
+
+def _voi_entries(labels: LabelMap, kin: dict[str, Any], maps: dict[str, Any],
+                 per_voi: dict[str, dict[str, tuple[float, float]]], primary: str | None,
+                 dose_map: Volume | None, rad: bool) -> dict[str, Any]:
+    """The ``results.json`` entry of every VOI (TIA, fit, TAC, doses, DVH, PVC, BED)."""
     table = kin["table"]
     vois: dict[str, Any] = {}
-    rad = cfg.section("radiobiology")["enabled"]
     for name in sorted(labels.names.values()):
         fit = kin["fits"].get(name)
         sel = fit.selected_fit if fit else None
@@ -313,78 +409,7 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
         else:
             entry["bed_gy"] = {"value": None, "sd": None}
         vois[name] = entry
-    timed("analysis", t0)
-
-    # 6. outputs
-    t0 = time.perf_counter()
-    ocfg = cfg.section("outputs")
-    outputs: dict[str, str] = {"results": "results.json"}
-    if ocfg["nifti"]:
-        write_nifti(tia, out / "tia.nii.gz", overwrite=overwrite)
-        outputs["tia"] = "tia.nii.gz"
-        outputs["tia_sigma"] = "tia_sigma.nii.gz"
-        for e, d in dose_maps.items():
-            write_nifti(d, out / f"dose_{e}.nii.gz", overwrite=overwrite)
-            outputs[f"dose_{e}"] = f"dose_{e}.nii.gz"
-            if d.sigma is not None:
-                outputs[f"dose_{e}_sigma"] = f"dose_{e}_sigma.nii.gz"
-    if ocfg["rtdose"] and dose_map is not None:
-        write_rtdose(dose_map.replace(sigma=None), out / "rtdose.dcm", reference=ct,
-                     comment=f"theradose {primary}", overwrite=overwrite)
-        outputs["rtdose"] = "rtdose.dcm"
-    if ocfg["seg"]:
-        write_seg(labels, out / "seg.dcm", reference=ct, algorithm_type="SEMIAUTOMATIC",
-                  series_description="theradose VOIs", overwrite=overwrite)
-        outputs["seg"] = "seg.dcm"
-    for name, data in sorted(reg.get("transforms_h5", {}).items()):
-        # reference -> time point (ITK convention), rigid or rigid + BSpline
-        with atomic_path(out / "registration" / name, overwrite=overwrite) as tmp:
-            tmp.write_bytes(data)
-        outputs[name.removesuffix(".h5")] = f"registration/{name}"
-    timed("outputs", t0)
-
-    results: dict[str, Any] = {
-        "schema": SCHEMA,
-        "software": _software(),
-        "nuclide": nuclide,
-        "injected_activity_mbq": float(adm.injected_activity_mbq),
-        "administration": adm.to_dict(),
-        "study": {"source": str(study), "reference_time_point": reg["reference"],
-                  "time_points": [{"time_h": float(t), "file": f, "fov_fraction": _num(fr)}
-                                  for t, f, fr in zip(reg["times_h"], reg["emission_files"],
-                                                      reg["fov_fraction"], strict=True)],
-                  "reference_grid": grid.to_dict(), "vois_source": voi_source},
-        "registration": reg["registration"],
-        "config": cfg.to_dict(),
-        "vois": vois,
-        "dose_engines": {e: _json(i) for e, i in dose_info.items()},
-        "outputs": outputs,
-        "provenance": {"created": datetime.now().isoformat(timespec="seconds"),
-                       "theradose": __version__, "timings_s": timings,
-                       "cache_hits": list(cache.hits), "primary_engine": primary,
-                       "voxel_fit": {"counts": kin["voxel_counts"],
-                                     "provenance": kin["voxel_provenance"]}},
-    }
-    results = _json(results)
-
-    if ocfg["report"] and dose_map is not None:
-        t0 = time.perf_counter()
-        try:
-            from theradose.report import ReportImages, write_report
-        except ImportError:
-            log.info("theradose.report is not available; report skipped")
-        else:
-            spect = Volume(reg["emission_bq_ml"][0], grid, unit="Bq/mL", modality="NM")
-            images = ReportImages(ct=ct, dose=dose_map.replace(sigma=None), spect=spect,
-                                  labels=labels)
-            html, pdf = write_report(results, out, images=images, overwrite=overwrite)
-            results["outputs"]["report_html"] = html.name
-            results["outputs"]["report_pdf"] = pdf.name
-        timed("report", t0)
-        results["provenance"]["timings_s"]["report"] = timings["report"]
-    results["provenance"]["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    write_results(results, results_path, overwrite=overwrite)
-    return results
+    return vois
 
 
 def write_results(results: dict[str, Any], path: str | Path, *, overwrite: bool = False) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from theradose.errors import FitError, GeometryMismatchError, InputError, UnitError
 from theradose.io import Study, TimePoint, load_study, read_seg, rtstruct_to_labelmap
+from theradose.segmentation import body_contour
 from theradose.volume import Geometry, LabelMap, Volume, resample
 
 __all__ = ["find_voi_file", "kinetics_stage", "load_and_register", "vois_stage"]
@@ -126,6 +128,10 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
         "transforms_h5": transforms,
         "study": study.summary(),
         "emission_files": [_src(tp.emission) for tp in study.time_points],
+        # voxel size of each emission image before resampling (x, y, z) mm: the resolution
+        # estimate separates the camera's blur from the voxels' (segmentation._resolution)
+        "emission_spacing_mm": [tuple(float(x) for x in tp.emission.geometry.spacing_mm)
+                                for tp in study.time_points],
         "fov_fraction": frac,
         "reference": ref,
     }
@@ -256,7 +262,18 @@ def _curve(fit, t_end: float) -> dict[str, list[float]]:
 
 
 def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
-    """Organ TACs, organ fits (TIA ± σ) and the voxel TIA map (MBq·h) on the reference grid."""
+    """Organ TACs, organ fits (TIA ± σ) and the voxel TIA map (MBq·h) on the reference grid.
+
+    BLAS runs single-threaded here: the stage solves thousands of small systems (GTM,
+    local alignment, resolution, organ fits), for which threads only add overhead.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _kinetics(reg, labels, cfg)
+
+
+def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     from theradose.kinetics import InputUncertainty, fit_tac, fit_voxels, organ_tacs
 
     kin = cfg.section("kinetics")
@@ -269,9 +286,13 @@ def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]
     study = Study(time_points=tps, administration=adm)
     names = sorted(labels.names.values())
     table = organ_tacs(study, labels, vois=names, margin_mm=kin["margin_mm"])
+    # the patient: external contour (lungs and gas inside), its tissue (air pockets excluded)
+    tissue = body_contour(reg["ct_hu"]) & (reg["ct_hu"] > -950)
     pvc: dict[str, Any] = {"applied": False}
     if kin["pvc"] == "gtm":
-        table, pvc = _gtm_table(table, reg, labels, names, kin)
+        kin = {**kin, **_resolution(reg, labels, kin, tissue)}
+        table, pvc = _gtm_table(table, reg, labels, names, kin, tissue)
+        pvc["resolution"] = kin["resolution"]
     fits: dict[str, Any] = {}
     failed: dict[str, str] = {}
     rec_sd = pvc.get("recovery_rel_sd", {})
@@ -286,11 +307,14 @@ def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]
         except (FitError, InputError) as exc:
             failed[n] = str(exc)
             log.warning("TAC fit of %s failed: %s", n, exc)
-    # voxel TIA map: activity per voxel (MBq) in the body and the VOIs
+    # voxel TIA map: activity per voxel (MBq) in the body's tissue and the VOIs; the counts
+    # the camera's blur put outside them (air around the skin, gas) go to the nearest voxel
+    # inside (total kept: the activity is the patient's, not the air's)
     vml = grid.voxel_volume_ml
     act = reg["emission_bq_ml"].astype(np.float64) * (vml * 1e-6)
-    mask = (reg["ct_hu"] > -950) | (labels.array > 0)
-    mask &= act.max(axis=0) > 0
+    inside = tissue | (labels.array > 0)
+    act, moved = _confine(act, inside)
+    mask = inside & (act.max(axis=0) > 0)
     vf = fit_voxels(times, act, mask, nuclide=adm.nuclide, models=kin["voxel_models"],
                     relative_sigma=kin["relative_sigma"], criterion=kin["criterion"])
     tia = np.where(mask, np.nan_to_num(np.asarray(vf.tia, float)), 0.0)
@@ -310,15 +334,93 @@ def kinetics_stage(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]
     return {"table": table, "fits": fits, "failed": failed, "curves": curves,
             "tia_map": tia.astype(np.float32), "tia_sigma": sig.astype(np.float32),
             "voxel_provenance": dict(vf.provenance), "voxel_counts": vf.counts(),
+            "activity_moved_into_body": moved,
             "pvc": pvc}
 
 
+#: Relative σ of the fallback FWHM (used when the study does not show its resolution).
+_FALLBACK_REL_SD = 0.25
+#: Relative σ assumed for a FWHM given by the user (a single Gaussian stands for a response
+#: that widens with the source-collimator distance, MIRD Pamphlet 23).
+_GIVEN_REL_SD = 0.1
+
+
+def _confine(act: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """Move each frame's activity outside ``inside`` to the nearest voxel inside.
+
+    Returns the frames and, per frame, the fraction of its total that was moved
+    (:func:`theradose.dose.confine_tia` for a time series: one distance transform).
+    """
+    from scipy import ndimage
+
+    if inside.all() or not inside.any():
+        return act, [0.0] * act.shape[0]
+    _, idx = ndimage.distance_transform_edt(~inside, return_indices=True)
+    target = np.ravel_multi_index(tuple(i[~inside] for i in idx), inside.shape)
+    out = np.where(inside, act, 0.0)
+    moved = []
+    for t in range(act.shape[0]):
+        outside = act[t][~inside]
+        total = float(act[t].sum())
+        moved.append(float(outside.sum()) / total if total > 0 else 0.0)
+        np.add.at(out[t].reshape(-1), target, outside)
+    return out, moved
+
+
+def _resolution(reg: dict[str, Any], labels: LabelMap, kin: dict[str, Any],
+                tissue: np.ndarray) -> dict[str, Any]:
+    """FWHM for the GTM: given, estimated from the reference image, or the fallback.
+
+    Returns ``fwhm_mm``, ``gtm_fwhm_rel_sd`` (unless set in the configuration) and
+    ``resolution`` (the record for ``results.json``: ``source`` = ``"config"``,
+    ``"estimated"`` or ``"fallback"``, the estimate, the FWHM used and its σ).
+    """
+    from theradose.segmentation import effective_fwhm, estimate_fwhm
+
+    grid: Geometry = reg["geometry"]
+    ref = int(reg["reference"])
+    grid_w = float(np.mean(grid.spacing_mm))
+    spacing = reg.get("emission_spacing_mm") or [grid.spacing_mm] * len(reg["times_h"])
+    emis_w = float(np.mean(spacing[ref]))
+    user_rel = kin["gtm_fwhm_rel_sd"]
+    if kin["fwhm_mm"] is not None:
+        fwhm = float(kin["fwhm_mm"])
+        rel = _GIVEN_REL_SD if user_rel is None else float(user_rel)
+        return {"fwhm_mm": fwhm, "gtm_fwhm_rel_sd": rel,
+                "resolution": {"source": "config", "fwhm_mm": fwhm, "rel_sd": rel}}
+    est = estimate_fwhm(reg["emission_bq_ml"][ref], labels.array, labels.names,
+                        tissue, grid.spacing_mm, emission_voxel_mm=emis_w)
+    record = {"estimate": est.to_dict(), "time_point": ref,
+              "emission_voxel_mm": emis_w, "grid_voxel_mm": grid_w}
+    if est.ok:
+        fwhm = float(est.fwhm_mm)
+        rel = float(est.sigma_mm) / fwhm if user_rel is None else float(user_rel)
+        log.info("effective resolution estimated from the %g h image: %.1f ± %.1f mm FWHM "
+                 "(camera %s mm; %d VOIs)", float(reg["times_h"][ref]), fwhm, est.sigma_mm,
+                 "?" if est.camera_fwhm_mm is None else f"{est.camera_fwhm_mm:.1f}",
+                 est.n_used)
+        return {"fwhm_mm": fwhm, "gtm_fwhm_rel_sd": rel,
+                "resolution": {"source": "estimated", "fwhm_mm": fwhm, "rel_sd": rel,
+                               "camera_fwhm_mm": est.camera_fwhm_mm,
+                               "camera_sigma_mm": est.camera_sigma_mm, **record}}
+    cam = float(kin["fwhm_fallback_mm"])
+    fwhm = effective_fwhm(cam, emis_w, grid_w)
+    rel = _FALLBACK_REL_SD if user_rel is None else float(user_rel)
+    log.warning("the SPECT resolution could not be estimated from the study (%s): partial-"
+                "volume correction uses the fallback camera FWHM %g mm (kinetics."
+                "fwhm_fallback_mm; %.1f mm on the reference grid) with a %g %% uncertainty; "
+                "set kinetics.fwhm_mm to your camera's", est.note, cam, fwhm, 100 * rel)
+    return {"fwhm_mm": fwhm, "gtm_fwhm_rel_sd": rel,
+            "resolution": {"source": "fallback", "fwhm_mm": fwhm, "rel_sd": rel,
+                           "camera_fwhm_mm": cam, "camera_sigma_mm": rel * cam, **record}}
+
+
 def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
-               kin: dict[str, Any]):
+               kin: dict[str, Any], tissue: np.ndarray):
     """Organ activities corrected by the geometric transfer matrix (Rousset et al. 1998).
 
     Sources: every VOI (split into core and shell when thick enough) plus the rest of the body
-    (CT > -950 HU) as background; measurement ROIs: the VOIs grown by a margin shared out by
+    (body contour, tissue) as background; measurement ROIs: the VOIs grown by a margin shared out by
     nearest VOI, less a guard band next to VOIs more than twice as hot in the reference image,
     the rest of the field of view for the background
     (:func:`theradose.segmentation.gtm_regions`). The VOIs named by ``local_align`` (lesions)
@@ -335,11 +437,12 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
         gtm_voi_totals,
         shifted_voi_totals,
     )
+    from theradose.segmentation._gtm_regions import BACKGROUND
 
     grid: Geometry = reg["geometry"]
     fwhm_mm = float(kin["fwhm_mm"])
     keep = {v: n for v, n in labels.names.items() if n in names}
-    body = reg["ct_hu"] > -950
+    body = tissue
     regions = gtm_regions(labels.array, keep, body, grid.spacing_mm, fwhm_mm,
                           roi_margin_mm=kin["gtm_roi_margin_mm"],
                           shell_mm=kin["gtm_shell_mm"],
@@ -367,6 +470,20 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
             log.info("%s lies up to %.1f mm from its VOI after registration (local "
                      "alignment applied)", n, big)
     rec_sd = _recovery_sd(totals, regions, tot, float(kin["gtm_fwhm_rel_sd"]))
+    bg_ml = float(np.sum(regions.sources[BACKGROUND])) * grid.voxel_volume_ml \
+        if BACKGROUND in regions.sources else 0.0
+    bg_conc = (np.asarray(tot[BACKGROUND], float) / bg_ml if bg_ml > 0
+               else np.zeros(len(images)))  # Bq/mL
+    spill = _spill_in_dominated(tot, table, names, bg_conc, float(kin["gtm_fwhm_rel_sd"]))
+    for n, rec in spill.items():
+        tot[n] = rec["activity_bq"]
+        rec_sd[n] = math.hypot(rec_sd.get(n, 0.0), rec["rel_sd"])
+        log.warning("%s is dominated by spill-in from its neighbours at %s h (its own counts "
+                    "under half of those seen in it): the camera cannot separate it, its "
+                    "activity there is the GTM value shrunk towards the body background "
+                    "(regularised GTM, ±%.0f %% on its TIA)", n,
+                    ", ".join(f"{float(reg['times_h'][t]):g}" for t in rec["time_points"]),
+                    100 * rec_sd[n])
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
     conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
@@ -382,22 +499,78 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
     new = replace(table, activity_mbq=act, concentration_bq_ml=conc, provenance=prov)
     return new, {"applied": True, "method": "gtm", "fwhm_mm": fwhm_mm,
                  "reference": "Rousset OG, Ma Y, Evans AC. J Nucl Med 1998;39:904-911",
-                 "background": "body (CT > -950 HU) outside every VOI",
+                 "background": "body contour (CT > -500 HU, holes filled) with CT > -950 "
+                               "HU, outside every VOI",
                  "roi_margin_mm": settings["roi_margin_mm"], "shell_mm": settings["shell_mm"],
                  "min_core_ml": settings["min_core_ml"], "split_vois": settings["split"],
                  "guard_mm": settings["guard_mm"], "guard_ratio": settings["guard_ratio"],
                  "guarded_vois": settings["guarded"],
                  "clipped_negative": negative, "corrected_over_observed": ratio,
                  "local_alignment": None if local is None else local.to_dict(),
-                 "fwhm_rel_sd": float(kin["gtm_fwhm_rel_sd"]), "recovery_rel_sd": rec_sd}
+                 "fwhm_rel_sd": float(kin["gtm_fwhm_rel_sd"]), "recovery_rel_sd": rec_sd,
+                 "spill_in_dominated": {n: {k: v for k, v in r.items() if k != "activity_bq"}
+                                        for n, r in spill.items()}}
+
+
+#: A VOI whose corrected activity is below this fraction of what is observed in it is
+#: dominated by spill-in from its neighbours at that time point.
+_SPILL_IN_RATIO = 0.5
+#: Relative σ of the body-background prior of such a VOI (weak: ±100 %).
+_PRIOR_REL_SD = 1.0
+
+
+def _spill_in_dominated(tot: dict[str, np.ndarray], table, names: list[str],
+                        bg_conc: np.ndarray, model_rel: float) -> dict[str, dict[str, Any]]:
+    """Regularise the GTM value of VOIs the camera cannot separate from hot neighbours.
+
+    At a time point where a VOI's GTM activity ``a`` is under half of the activity observed in
+    it (``a_obs``, the VOI's plain sum), more than half of its counts are attributed to the
+    neighbours, and ``a`` is their small difference: a model error of the neighbours' spill-in
+    (non-uniform activity inside them, a bladder wall, a residual shift) lands in it whole.
+    Its σ is then ``ε·(a_obs − a)`` with ``ε`` the relative model error of that spill-in (the
+    FWHM's relative σ, at least 10 %), and the value is combined with a weak prior — the body
+    background concentration × the VOI volume, ±100 % — by inverse-variance weighting (the
+    maximum a posteriori estimate of a Tikhonov-regularised GTM): where the data say little,
+    the VOI takes up like the body around it, instead of inheriting its neighbours' activity.
+
+    Returns, per affected VOI, ``activity_bq`` (the regularised series), ``time_points``
+    (indices), ``gtm_mbq`` and ``prior_mbq`` at those, and ``rel_sd`` (σ of the affected part
+    over the VOI's total activity, summed over time points).
+    """
+    eps = max(model_rel, 0.1)
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        a = np.asarray(tot[n], float).copy()
+        obs = np.asarray(table.activity_mbq[n], float) * 1e6
+        vol = float(table.volume_ml[n])
+        hit = [t for t in range(a.size) if obs[t] > 0 and a[t] < _SPILL_IN_RATIO * obs[t]]
+        if not hit:
+            continue
+        var_sum = 0.0
+        rec = {"time_points": hit, "gtm_mbq": [], "prior_mbq": []}
+        for t in hit:
+            sm = max(eps * (obs[t] - a[t]), 1e-12)
+            prior = max(float(bg_conc[t]), 0.0) * vol
+            sp = max(_PRIOR_REL_SD * prior, 1e-12)
+            w_m, w_p = 1.0 / sm**2, 1.0 / sp**2
+            rec["gtm_mbq"].append(float(a[t]) * 1e-6)
+            rec["prior_mbq"].append(prior * 1e-6)
+            a[t] = (w_m * a[t] + w_p * prior) / (w_m + w_p)
+            var_sum += 1.0 / (w_m + w_p)
+        total = float(np.sum(np.maximum(a, 0.0)))
+        rec["rel_sd"] = math.sqrt(var_sum) / total if total > 0 else 1.0
+        rec["activity_bq"] = a
+        out[n] = rec
+    return out
 
 
 def _recovery_sd(totals, regions, tot: dict[str, Any], rel_sd: float) -> dict[str, float]:
     """Relative standard uncertainty of each VOI's corrected activity from the PSF's FWHM.
 
     ``totals(region set)`` solves the GTM (with the same local shifts); it is solved again
-    with the FWHM ``× (1 ± rel_sd)``;
-    half the spread of the totals, summed over the time points, over the summed totals: a
+    with the FWHM ``× (1 + rel_sd)``; the change of the totals (a one-sided difference: the
+    totals are smooth in the FWHM, and one solve less), summed over the time points, over the
+    summed totals: a
     systematic (all time points together) recovery uncertainty in the sense of Gear et al.
     2018 (EANM uncertainty guidance, doi:10.1007/s00259-018-4136-7), for the TIA fit's
     ``InputUncertainty.recovery``. A single Gaussian stands for a collimator-detector response
@@ -408,11 +581,11 @@ def _recovery_sd(totals, regions, tot: dict[str, Any], rel_sd: float) -> dict[st
     if rel_sd <= 0:
         return {}
     fwhm = float(regions.settings["fwhm_mm"])
-    spread = [totals(replace(regions, settings={**regions.settings, "fwhm_mm": fwhm * f}))
-              for f in (1.0 - rel_sd, 1.0 + rel_sd)]
+    wider = totals(replace(regions, settings={**regions.settings,
+                                              "fwhm_mm": fwhm * (1.0 + rel_sd)}))
     out = {}
     for n, t in tot.items():
         base = float(np.sum(np.maximum(t, 0.0)))
         if base > 0:
-            out[n] = float(np.sum(np.abs(spread[1][n] - spread[0][n])) / (2.0 * base))
+            out[n] = float(np.sum(np.abs(wider[n] - t)) / base)
     return out

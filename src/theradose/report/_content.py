@@ -95,6 +95,32 @@ def _summary(d: ReportData, generated: datetime) -> Section:
     return Section("Patient and study", pairs=pairs)
 
 
+def _warnings(d: ReportData) -> Section | None:
+    """Every warning of the run (``results["warnings"]``) and how the resolution was found.
+
+    On the first page: a reader must see what the run could not do as it should before the
+    numbers.
+    """
+    raw = d.raw.get("warnings")
+    rows = [[str(w.get("stage", NA)), str(w.get("message", w))] if isinstance(w, Mapping)
+            else [NA, str(w)] for w in raw] if isinstance(raw, list) else []
+    res = d.raw.get("resolution")
+    note = ""
+    if isinstance(res, Mapping) and res.get("source"):
+        cam = res.get("camera_fwhm_mm")
+        cam_sd = res.get("camera_sigma_mm")
+        note = (f"Partial-volume correction: SPECT resolution {res['source']}; "
+                f"{_scalar(res.get('fwhm_mm'))} mm FWHM on the dose grid"
+                + (f", camera {_scalar(cam)} ± {_scalar(cam_sd)} mm" if cam is not None else "")
+                + ".")
+    if not rows and not note:
+        return None
+    if not rows:
+        return Section("Warnings", note=f"None. {note}".strip())
+    return Section(f"Warnings ({len(rows)})", header=["stage", "warning"], rows=rows,
+                   note=note)
+
+
 def _time_points(d: ReportData) -> Section | None:
     study = d.raw.get("study") if isinstance(d.raw.get("study"), Mapping) else {}
     tps = [tp for tp in (study.get("time_points") or []) if isinstance(tp, Mapping)]
@@ -208,6 +234,7 @@ def build_sections(d: ReportData, generated: datetime) -> dict[str, Section | No
     """All text sections of the report, keyed by role (``None`` when there is nothing to show)."""
     return {
         "summary": _summary(d, generated),
+        "warnings": _warnings(d),
         "time_points": _time_points(d),
         "dose": _dose_table(d),
         "truth": _truth_table(d),

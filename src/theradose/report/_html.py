@@ -73,8 +73,8 @@ def render_html(title: str, sections: dict[str, Section | None],
 
     """
     body = [f"<h1>{escape(title)}</h1>", _section_html(sections["summary"]),
-            _section_html(sections["time_points"]), _section_html(sections["dose"]),
-            _section_html(sections["truth"])]
+            _section_html(sections.get("warnings")), _section_html(sections["time_points"]),
+            _section_html(sections["dose"]), _section_html(sections["truth"])]
     titles = {"slices": "Images: CT, SPECT and dose", "tacs": "Time-activity curves",
               "dvh": "Dose-volume histograms"}
     for key, heading in titles.items():

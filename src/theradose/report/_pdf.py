@@ -142,17 +142,17 @@ def render_pdf(path: Path, title: str, sections: dict[str, Section | None],
                figures: dict[str, list[tuple[Figure, str]]]) -> None:
     """Write the PDF report to ``path``.
 
-    Layout: text page(s) with the summary, time points, dose table and truth comparison; one
-    page for the slices; one per TAC figure (≤ 9 VOIs each); one for the DVH; text page(s)
-    with fits, partial-volume correction, registration, methods/provenance and the signature
-    block.
+    Layout: text page(s) with the summary, warnings, time points, dose table and truth
+    comparison; one page for the slices; one per TAC figure (≤ 9 VOIs each); one for the
+    DVH; text page(s) with fits, partial-volume correction, registration,
+    methods/provenance and the signature block.
     """
     with matplotlib.rc_context({"pdf.fonttype": 42}), \
             PdfPages(path, metadata={"Title": title, "Creator": "theradose"}) as pdf:
         tp = _TextPages(pdf)
         tp.title(title)
-        for key in ("summary", "time_points", "dose", "truth"):
-            tp.section(sections[key])
+        for key in ("summary", "warnings", "time_points", "dose", "truth"):
+            tp.section(sections.get(key))
         tp.flush()
         headings = {"slices": "Images: CT, SPECT and dose", "tacs": "Time-activity curves",
                     "dvh": "Dose-volume histograms"}

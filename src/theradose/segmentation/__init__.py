@@ -2,6 +2,8 @@
 
 Public names
 ------------
+body_contour
+    The patient's external contour on a CT (largest component above −500 HU, holes filled).
 import_masks
     RTSTRUCT, DICOM SEG or NIfTI label map onto a reference grid (nearest neighbour).
 segment_lesions
@@ -20,11 +22,16 @@ gtm_matrix, gtm_correct, gtm_correct_series
 gtm_regions, gtm_voi_totals, GTMRegions
     GTM on VOIs for organ activity: VOIs split into core and shell, ROIs grown by a margin
     shared out by nearest VOI; corrected totals per VOI.
+estimate_fwhm, ResolutionEstimate, effective_fwhm, camera_fwhm
+    Effective resolution (FWHM) of an emission image estimated from the image and its VOIs
+    (per-VOI least-squares fit of the blurred VOI model, median over VOIs), and the conversion
+    between camera and effective FWHM.
 fit_local_shifts, shifted_voi_totals, LocalShifts
     Local alignment of compact VOIs (lesions) at each time point, fitted to the emission image
     with the GTM's model, and the GTM totals with the VOIs where the image shows them.
 """
 
+from theradose.segmentation._body import body_contour
 from theradose.segmentation._gtm import gtm_correct, gtm_correct_series, gtm_matrix
 from theradose.segmentation._gtm_local import LocalShifts, fit_local_shifts, shifted_voi_totals
 from theradose.segmentation._gtm_regions import GTMRegions, gtm_regions, gtm_voi_totals
@@ -37,6 +44,12 @@ from theradose.segmentation._pvc import (
     apply_recovery,
     recovery_coefficient,
 )
+from theradose.segmentation._resolution import (
+    ResolutionEstimate,
+    camera_fwhm,
+    effective_fwhm,
+    estimate_fwhm,
+)
 from theradose.segmentation._totalseg import TOTALSEG_RENAME, totalsegmentator
 
 __all__ = [
@@ -45,7 +58,12 @@ __all__ = [
     "VOLUME_GRID_ML",
     "GTMRegions",
     "LocalShifts",
+    "ResolutionEstimate",
     "apply_recovery",
+    "body_contour",
+    "camera_fwhm",
+    "effective_fwhm",
+    "estimate_fwhm",
     "fit_local_shifts",
     "gtm_correct",
     "gtm_correct_series",

@@ -215,12 +215,60 @@ def fit_local_shifts(images: Sequence[np.ndarray], regions: GTMRegions,
                             "VOIs at their current fit (Gauss-Seidel passes)"})
 
 
+def shift_linear(a: np.ndarray, shift: Sequence[float]) -> np.ndarray:
+    """``a`` translated by ``shift`` voxels (per axis) with linear interpolation, zeros outside.
+
+    The same result as ``scipy.ndimage.shift(a, shift, order=1, mode="grid-constant")`` (output
+    ``[x] = a[x - shift]``), computed as one two-tap linear interpolation per axis by array
+    slicing (separable; several times faster on the small crops this module shifts thousands
+    of times).
+    """
+    out = np.asarray(a, dtype=np.float64)
+    for axis, d in enumerate(shift):
+        d = float(d)
+        if d == 0.0:
+            continue
+        k = math.floor(d)
+        f = d - k
+        n = out.shape[axis]
+        res = np.zeros_like(out)
+        for off, w in ((k, 1.0 - f), (k + 1, f)):
+            if w == 0.0 or abs(off) >= n:
+                continue
+            dst = [slice(None)] * out.ndim
+            src = [slice(None)] * out.ndim
+            dst[axis] = slice(max(off, 0), n + min(off, 0))
+            src[axis] = slice(max(-off, 0), n - max(off, 0))
+            res[tuple(dst)] += w * out[tuple(src)]
+        out = res
+    return out
+
+
 def _residual(s_vox: np.ndarray, moving: list[np.ndarray], inner: tuple[slice, ...],
               fixed: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Residual sum of squares and concentrations of the window model, VOI translated."""
-    cols = [ndimage.shift(m, s_vox, order=1, mode="constant")[inner].ravel() for m in moving]
+    cols = [shift_linear(m, s_vox)[inner].ravel() for m in moving]
     a = np.column_stack([*cols, fixed])
-    c = np.linalg.lstsq(a, y, rcond=None)[0]
+    return _lsq(a, y)
+
+
+def _lsq(a: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Least squares ``a c ≈ y``: residual sum of squares and ``c``.
+
+    Normal equations (a few columns, thousands of rows: an order of magnitude faster than an
+    SVD) with a ridge of 1e-10 of the largest diagonal element, which only matters for a
+    column that is (almost) zero in the window — a source that barely reaches it — whose
+    coefficient it keeps finite instead of letting the solve fail; the SVD solution if it
+    fails anyway.
+    """
+    ata = a.T @ a
+    ridge = 1e-10 * float(np.max(np.diag(ata), initial=0.0))
+    try:
+        c = np.linalg.solve(ata + ridge * np.eye(ata.shape[0]), a.T @ y)
+        if not np.all(np.isfinite(c)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        c = np.linalg.lstsq(a, y, rcond=None)[0]
     r = y - a @ c
     return float(r @ r), c
 
@@ -266,7 +314,7 @@ def _fit_voi(imgs: list[np.ndarray], regions: GTMRegions, voi: str, sp: np.ndarr
     for t, img in enumerate(imgs):
         y = img[win].ravel()
         fixed = np.column_stack([static] + [
-            ndimage.shift(b, s[t][::-1] / sp, order=1, mode="constant")[inner].ravel()
+            shift_linear(b, s[t][::-1] / sp)[inner].ravel()
             for b, s in moved])
         r0, c = _residual(np.zeros(3), moving, inner, fixed, y)
         x0 = np.zeros(3) if start is None else np.asarray(start[t], float)[::-1]
@@ -301,7 +349,7 @@ def _move(crop: dict[str, np.ndarray], keys: list[str], s_vox: np.ndarray) -> No
     background, so a partition stays a partition.
     """
     old = sum((crop[k] for k in keys if k in crop), np.zeros(next(iter(crop.values())).shape))
-    news = {k: np.clip(ndimage.shift(crop[k], s_vox, order=1, mode="constant"), 0.0, 1.0)
+    news = {k: np.clip(shift_linear(crop[k], s_vox), 0.0, 1.0)
             for k in keys if k in crop}
     new = np.clip(sum(news.values()), 0.0, 1.0)
     for k in crop:
