@@ -329,3 +329,30 @@ def test_voi_without_voxels_falls_back_to_centre():
     empty = LabelMap(np.zeros(SHAPE, dtype=np.uint8), imgs.ct.geometry, names={1: "nothing"})
     name, idx = hottest_voi(orient(ReportImages(imgs.ct, imgs.dose, imgs.spect, empty)))
     assert name is None and idx == (8, 10, 10)
+
+
+def test_warnings_on_the_first_page(tmp_path):
+    # every results["warnings"] entry and the resolution's source appear on page 1 (PDF) and
+    # before the dose table (HTML); none -> "None."
+    res = make_results()
+    res["warnings"] = [{"stage": "kinetics", "message": "prostate is dominated by spill-in"},
+                       {"stage": "dose", "message": "organ S-value doses skipped: xyz"}]
+    res["resolution"] = {"source": "estimated", "fwhm_mm": 12.6, "camera_fwhm_mm": 11.3,
+                         "camera_sigma_mm": 0.7}
+    html, pdf = write_report(res, tmp_path, images=make_images(), generated=GENERATED)
+    text = html.read_text()
+    head = text.split("<h2>Absorbed dose per VOI</h2>")[0]
+    assert "<h2>Warnings (2)</h2>" in head
+    assert "prostate is dominated by spill-in" in head and "organ S-value doses skipped" in head
+    assert "resolution estimated" in head and "11.3" in head
+    pdfium = pytest.importorskip("pypdfium2")
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        first = " ".join(doc[0].get_textpage().get_text_range().split())
+    finally:
+        doc.close()
+    assert "Warnings (2)" in first and "prostate is dominated by spill-in" in first
+    res["warnings"] = []
+    html, _ = write_report(res, tmp_path / "none", images=make_images(), generated=GENERATED)
+    assert "<h2>Warnings</h2>" in html.read_text()
+    assert "None." in html.read_text()
