@@ -142,7 +142,8 @@ def test_zeros_negatives_and_all_zero_voxels():
     lt = math.log(0.6 / 0.4) / 72.0
     assert r.tia[4] == pytest.approx(0.5 * 20 * 1.0 + 0.5 * 72 * 1.6 + 0.6 / lt)
     assert r.counts() == {"not_fitted": 2, "mono": 1, "bi_uptake": 0, "trapezoid": 1,
-                          "hybrid": 1}
+                          "hybrid": 1, "kept": 3, "replaced": 0, "capped": 0}
+    assert list(r.status) == [-1, -1, 0, 0, 0]
 
 
 def test_trapezoid_and_hybrid_hand_values():
@@ -186,8 +187,14 @@ def test_physical_constraint_on_rates():
     rc = fit_voxels(T4, y, models=("mono",), irls_passes=4)  # weights from the fitted curve
     assert rc.model_index[0] == 0
     assert rc.tia[0] == pytest.approx(np.mean(np.exp(LAM * T4 / 2)) / LAM, rel=1e-4)
-    ru = fit_voxels(T4, y, models=("mono",), constrain_physical=False)
+    ru = fit_voxels(T4, y, models=("mono",), constrain_physical=False, bound=None)
     assert ru.tia[0] == pytest.approx(2.0 / LAM, rel=1e-3)
+    # with the data bound (default) the fit is kept up to the last sample (t_n = 168 h) and
+    # decays physically after it: (1 - e^{-l t_n})/l + e^{-l t_n}/lambda, l = lambda/2
+    rb = fit_voxels(T4, y, models=("mono",), constrain_physical=False)
+    lh, en = LAM / 2, math.exp(-LAM / 2 * T4[-1])
+    assert rb.tia[0] == pytest.approx((1 - en) / lh + en / LAM, rel=1e-3)
+    assert rb.status[0] == 2 and rb.counts()["capped"] == 1
 
 
 # ---------------------------------------------------------------- regularisation

@@ -14,7 +14,8 @@ fit_tac, KineticFit, ModelFit, MODELS, Model, trapezoid_tia, hybrid_tia
 InputUncertainty, monte_carlo_tia, MonteCarloTIA
     TIA uncertainty: delta method + calibration/recovery/volume terms; Monte-Carlo check.
 fit_voxels, VoxelFitResult
-    Truly voxel-wise fitting (vectorised Levenberg–Marquardt, per-voxel model selection).
+    Truly voxel-wise fitting (vectorised Levenberg–Marquardt, per-voxel model selection);
+    voxel TIAs bounded by what each voxel's samples allow, with a per-voxel status map.
 haenscheid_stp, madsen_stp, two_point_tia, prior_informed_tia, population_from_cohort,
 PopulationPrior, STPResult
     Reduced-time-point protocols with expected errors.

@@ -17,6 +17,17 @@ import numpy as np
 from theradose import __version__
 from theradose.errors import InputError, TimeOrderError, UnitError
 from theradose.kinetics._uncertainty import InputUncertainty, combine_tia_sigma
+from theradose.kinetics._voxel_bounds import (
+    BOUND_Z,
+    MAX_RELATIVE_SIGMA,
+    STATUS_CAPPED,
+    STATUS_KEPT,
+    STATUS_NAMES,
+    STATUS_NOT_FITTED,
+    STATUS_REPLACED,
+    admissible,
+    data_bound,
+)
 from theradose.kinetics._voxel_fallback import hybrid, trapezoid
 from theradose.kinetics._voxel_lm import (
     levenberg_marquardt,
@@ -39,6 +50,7 @@ __all__ = ["FALLBACKS", "VoxelFitResult", "fit_voxels"]
 #: Non-fitted methods appended to the model list (indices ``len(models)`` and ``+1``).
 FALLBACKS = ("trapezoid", "hybrid")
 CRITERIA = ("aicc", "aic", "bic")
+BOUNDS = ("data", None)
 #: Weight floor: σ_i = relative_sigma × max(f(t_i), WEIGHT_FLOOR × max_t y) (scaled data).
 WEIGHT_FLOOR = 0.05
 #: Voxels per work unit (threads take chunks).
@@ -77,6 +89,13 @@ class VoxelFitResult:
         ``relative_sigma`` for the trapezoid/hybrid fallbacks); None means ``sigma``.
     input_uncertainty : InputUncertainty or None
         Input uncertainties given to :func:`fit_voxels`.
+    status : ndarray (int8) or Volume
+        What the data bound did per voxel (``fit_voxels(bound="data")``): 0 = the selected
+        method kept (an admissible fit, or the trapezoid/hybrid fallback where no model was
+        eligible or valid), 1 = every valid fit broke the bound rules and the trapezoid
+        estimate replaced it, 2 = fit kept with its tail after the last sample capped at
+        physical decay (``constrain_physical=False`` only), -1 = not fitted (outside the mask
+        or no positive sample). None for results made without it.
     """
 
     tia: Any
@@ -88,15 +107,44 @@ class VoxelFitResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     sigma_fit: Any = None
     input_uncertainty: InputUncertainty | None = None
+    status: Any = None
 
     def counts(self) -> dict[str, int]:
-        """Number of voxels per method (``"not_fitted"`` for index -1)."""
+        """Voxels per method (``"not_fitted"`` for index -1), then per bound status.
+
+        The method keys (``not_fitted``, the models, ``trapezoid``, ``hybrid``) partition the
+        voxels; ``kept``, ``replaced``, ``capped`` partition the fitted voxels again by
+        :attr:`status` (replaced voxels are also counted under ``trapezoid``).
+        """
         idx = self.model_index.array if isinstance(self.model_index, Volume) \
             else self.model_index
         out = {"not_fitted": int(np.sum(idx == -1))}
         for i, n in enumerate(self.model_names):
             out[n] = int(np.sum(idx == i))
+        if self.status is not None:
+            st = self.status_counts()
+            out.update({k: st[k] for k in ("kept", "replaced", "capped")})
         return out
+
+    def status_counts(self, mask=None) -> dict[str, int]:
+        """Voxels per bound status in a region: ``not_fitted``, ``kept``, ``replaced``, ``capped``.
+
+        Parameters
+        ----------
+        mask : (...) array_like of bool, Volume, or None
+            Region (e.g. one VOI) on the grid of the maps; None counts every voxel.
+
+        Raises
+        ------
+        InputError
+            ``mask`` of another shape, a Volume mask on another grid, or a result without
+            ``status``.
+        """
+        if self.status is None:
+            raise InputError("this result has no status map", field="status")
+        st = self.status.array if isinstance(self.status, Volume) else np.asarray(self.status)
+        geom = self.status.geometry if isinstance(self.status, Volume) else None
+        return _status_counts(st[_check_mask(mask, st.shape, geom)])
 
     def region_tia(self, mask=None) -> tuple[float, float]:
         """Sum of the TIA map over a region and its standard uncertainty.
@@ -143,6 +191,11 @@ class VoxelFitResult:
                 "input_uncertainty": None if self.input_uncertainty is None
                 else self.input_uncertainty.to_dict(),
                 "provenance": self.provenance}
+
+
+def _status_counts(status: np.ndarray) -> dict[str, int]:
+    n = np.bincount(status.ravel().astype(np.int64) + 1, minlength=len(STATUS_NAMES))
+    return {STATUS_NAMES[code]: int(n[code + 1]) for code in sorted(STATUS_NAMES)}
 
 
 # ---------------------------------------------------------------------------- validation
@@ -280,8 +333,13 @@ def _criterion(chi2: np.ndarray, n: int, k: int, criterion: str) -> np.ndarray:
 
 
 def _fit_model(model: VoxelModel, t: np.ndarray, yt: np.ndarray, lam_min: float, rel: float,
-               prior, max_iter: int, irls: int, tail=None):
-    """Fit scaled data ``yt`` (T, N); return (tia, sigma, χ² common weights, R², valid)."""
+               prior, max_iter: int, irls: int, tail=None, tail_cap=None):
+    """Fit scaled data ``yt`` (T, N); return (tia, sigma, χ² common weights, R², valid, capped).
+
+    ``tail_cap = (λ_phys, t_n)``: components slower than λ_phys are integrated at λ_phys after
+    the last sample (:meth:`VoxelModel.tia`); ``capped`` flags the voxels where that applied
+    (None without a cap).
+    """
     theta = start_values(model, t, yt, lam_min, tail)
     floor = WEIGHT_FLOOR * np.max(yt, axis=0)
     neg_t = -t
@@ -308,23 +366,29 @@ def _fit_model(model: VoxelModel, t: np.ndarray, yt: np.ndarray, lam_min: float,
     if pr is not None:
         dp = np.exp(theta[model.n_amp]) / pr[1]
         h[model.n_amp][model.n_amp] = h[model.n_amp][model.n_amp] + dp * dp
-    g = model.tia_gradient(theta, lam_min)
+    g = model.tia_gradient(theta, lam_min, tail_cap)
     x = solve_small(h, list(g))
     n, k = t.size, model.n_params
     s2 = np.maximum(rel * rel, chi2_fit / max(n - k, 1))
     var = s2 * np.add.reduce(g * x, axis=0)
-    tia = model.tia(theta, lam_min)
+    tia = model.tia(theta, lam_min, tail_cap)
+    capped = None if tail_cap is None else model.slowest_rate(theta, lam_min) < tail_cap[0]
     sst = np.add.reduce(np.square(yt - yt.mean(axis=0)), axis=0)
     r2 = 1.0 - np.add.reduce(rr, axis=0) / np.where(sst > 0, sst, 1.0)
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(tia) & (tia > 0) & np.isfinite(var) & (var >= 0) \
             & np.isfinite(chi2_c)
-    return tia, np.sqrt(np.where(valid, var, 0.0)), chi2_c, r2, valid
+    return tia, np.sqrt(np.where(valid, var, 0.0)), chi2_c, r2, valid, capped
 
 
 def _fit_chunk(t, yt, models, lam_phys, lam_min, rel, criterion, prior, max_iter, irls,
-               force):
-    """Fit one chunk of voxels, data ``yt`` ``(T, N)``; return (tia, sigma, index, R²)."""
+               force, bound):
+    """Fit one chunk of voxels, data ``yt`` ``(T, N)``.
+
+    Returns (tia, sigma, index, R², status, {reason: voxels with a fit rejected for it}).
+    With ``bound == "data"`` only fits the data allow (:func:`admissible`) are selected;
+    voxels whose every valid fit was rejected get the trapezoid estimate (status 1).
+    """
     n_t, n_vox = yt.shape
     n_m = len(models)
     tia = np.zeros(n_vox)
@@ -334,11 +398,22 @@ def _fit_chunk(t, yt, models, lam_phys, lam_min, rel, criterion, prior, max_iter
     n_pos = np.add.reduce(yt > 0, axis=0)
     scale = np.max(yt, axis=0)
     live = n_pos > 0
+    status = np.where(live, STATUS_KEPT, STATUS_NOT_FITTED).astype(np.int8)
     best = np.full(n_vox, np.inf)
     extra = 2 if criterion == "aicc" else 1
+    rejected = np.zeros(n_vox, dtype=bool)  # a valid fit broke the bound rules
+    reasons = {"above_bound": 0, "ill_conditioned": 0}
     if force is None:
         ys_all = yt / np.where(live, scale, 1.0)
         tail = None  # mono-exponential tail regression, shared by mono and the uptake models
+        on = bound is not None
+        # data bound of every voxel on the scaled data; the tail cap only matters when rates
+        # may go below λ_phys (constrain_physical=False)
+        ub = data_bound(t, ys_all, lam_phys, rel, WEIGHT_FLOOR) if on else None
+        cap = (lam_phys, float(t[-1])) if on and lam_min < lam_phys else None
+        above_any = np.zeros(n_vox, dtype=bool) if on else None
+        ill_any = np.zeros(n_vox, dtype=bool) if on else None
+        was_capped = np.zeros(n_vox, dtype=bool)
         for mi, name in enumerate(models):
             model = VOXEL_MODELS[name]
             k = model.n_params
@@ -361,8 +436,14 @@ def _fit_chunk(t, yt, models, lam_phys, lam_min, rel, criterion, prior, max_iter
             if prior is not None:
                 rate = np.maximum(prior[0][sel], lam_min * 1.000001 + 1e-9)
                 pr = (rate, prior[1] * rate)
-            t_i, s_i, chi2, r2, valid = _fit_model(model, t, ys, lam_min, rel, pr, max_iter,
-                                                    irls, tl)
+            t_i, s_i, chi2, r2, valid, capped = _fit_model(model, t, ys, lam_min, rel, pr,
+                                                            max_iter, irls, tl, cap)
+            if on:
+                ok, above, ill = admissible(t_i, s_i, ub[sel])
+                above_any[sel[valid & above]] = True
+                ill_any[sel[valid & ill]] = True
+                rejected[sel[valid & ~ok]] = True
+                valid = valid & ok
             crit = np.where(valid, _criterion(chi2, n_t, k, criterion), np.inf)
             better = crit < best[sel]
             rows = sel[better]
@@ -371,6 +452,19 @@ def _fit_chunk(t, yt, models, lam_phys, lam_min, rel, criterion, prior, max_iter
             sig[rows] = s_i[better] * s[better]
             qual[rows] = r2[better]
             idx[rows] = mi
+            if capped is not None:
+                was_capped[rows] = capped[better]
+        if on:
+            reasons = {"above_bound": int(np.count_nonzero(above_any)),
+                       "ill_conditioned": int(np.count_nonzero(ill_any))}
+            status[was_capped & (idx >= 0)] = STATUS_CAPPED
+    # replaced: no admissible fit although a valid one existed -> trapezoid (linear in the data)
+    rep = np.flatnonzero(live & (idx < 0) & rejected)
+    if rep.size:
+        tia[rep], sig[rep] = trapezoid(t, yt.take(rep, axis=1).T, lam_phys, rel)
+        idx[rep] = n_m
+        qual[rep] = 0.0
+        status[rep] = STATUS_REPLACED
     fb = np.flatnonzero(live & (idx < 0))
     if fb.size:
         yf = yt.take(fb, axis=1).T  # (N_fb, T)
@@ -385,7 +479,7 @@ def _fit_chunk(t, yt, models, lam_phys, lam_min, rel, criterion, prior, max_iter
         tia[fb], sig[fb] = tt, st
         idx[fb] = np.where(use_h, n_m + 1, n_m)
         qual[fb] = 0.0
-    return tia, sig, idx, qual
+    return tia, sig, idx, qual, status, reasons
 
 
 def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
@@ -394,7 +488,8 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
                criterion: str = "aicc", rate_prior=None, smooth_fwhm_mm: float | None = None,
                spacing_mm: Sequence[float] | None = None, max_iter: int = 40,
                irls_passes: int = 1, n_threads: int | None = None,
-               input_uncertainty: InputUncertainty | None = None) -> VoxelFitResult:
+               input_uncertainty: InputUncertainty | None = None,
+               bound: str | None = "data") -> VoxelFitResult:
     """Fit every voxel's time-activity curve and integrate it from 0 to ∞ (truly voxel-wise).
 
     Each voxel in ``mask`` is fitted with every model of ``models`` by a batched
@@ -403,6 +498,10 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     0.05 max y)`` refreshed from the fit (``irls_passes``); the model with the lowest
     criterion (AICc by default, computed with data-based weights common to all models) is
     kept. Voxels where no model is eligible or valid fall back to the trapezoid/hybrid rules.
+    With ``bound="data"`` (default) only fits that the voxel's own samples allow are kept
+    (TIA at most the data bound, σ_TIA below the TIA); voxels without such a fit get the
+    trapezoid estimate, and ``result.status`` says which voxels were kept, replaced or capped
+    (``docs/kinetics-voxel.md``, "Bounds: what the data allow").
 
     Parameters
     ----------
@@ -460,6 +559,15 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
           the provenance, and applied by :meth:`VoxelFitResult.region_tia` to region sums.
 
         ``result.sigma_fit`` keeps the fit part alone.
+    bound : {'data', None}
+        ``"data"`` (default): a fit is kept only where its TIA is at most what the voxel's
+        samples allow, ``U = ŷ_max t_n + ŷ_n/λ_phys`` (largest sample held from 0 to the last
+        time, then physical decay from the last sample; ``ŷ = y + 3σ`` with σ from
+        ``relative_sigma``), and where it determines its TIA (``0 < σ_TIA < TIA``); among the
+        fits that pass, the criterion selects; a voxel where none passes gets the trapezoid
+        estimate (status 1). With ``constrain_physical=False`` components slower than physical
+        decay are integrated at λ_phys after the last sample (status 2). ``None``: no bound
+        (the behaviour before the bound; status 0 or -1 only).
 
     Returns
     -------
@@ -484,6 +592,10 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     Gear JI, Cox MG, Gustafsson J, et al. EANM practical guidance on uncertainty analysis for
     molecular radiotherapy absorbed dose calculations. Eur J Nucl Med Mol Imaging
     2018;45:2456-2474 (input uncertainties). doi:10.1007/s00259-018-4136-7
+    Sjögreen Gleisner K, Chouin N, Gabina PM, et al. EANM dosimetry committee recommendations
+    for dosimetry of 177Lu-labelled somatostatin-receptor- and PSMA-targeting ligands. Eur J
+    Nucl Med Mol Imaging 2022;49:1778-1809 (sampling schedules, curve integration).
+    doi:10.1007/s00259-022-05727-7
 
     Examples
     --------
@@ -515,6 +627,8 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     if not (isinstance(n_threads, int) and n_threads >= 1):
         raise InputError(f"must be an integer >= 1, got {n_threads!r}", field="n_threads")
     prior = _check_prior(rate_prior, spatial, m)
+    if bound not in BOUNDS:
+        raise InputError(f"got {bound!r}; accepted: 'data' or None", field="bound")
     if input_uncertainty is not None and not isinstance(input_uncertainty, InputUncertainty):
         raise InputError("expected an InputUncertainty(calibration=..., recovery=..., "
                          f"volume=...) or None, got {type(input_uncertainty).__name__}",
@@ -543,7 +657,7 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     def work(s: int):
         pr = None if prior is None else (prior[0][s: s + CHUNK], prior[1])
         return _fit_chunk(t, np.ascontiguousarray(y[:, s: s + CHUNK]), fitted, lam_phys,
-                          lam_min, rel, criterion, pr, max_iter, irls_passes, force)
+                          lam_min, rel, criterion, pr, max_iter, irls_passes, force, bound)
 
     if n_threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(max_workers=n_threads) as ex:
@@ -551,12 +665,14 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
     else:
         parts = [work(s) for s in starts]
     maps = []
-    for j, dtype in enumerate((np.float64, np.float64, np.int8, np.float64)):
+    for j, dtype in enumerate((np.float64, np.float64, np.int8, np.float64, np.int8)):
         full = np.full(spatial, -1 if dtype == np.int8 else 0, dtype=dtype)
         if parts:
             full[m] = np.concatenate([p[j] for p in parts])
         maps.append(full)
-    tia, sig, idx, qual = maps
+    tia, sig, idx, qual, status = maps
+    reasons = {key: sum(p[5][key] for p in parts)
+               for key in ("above_bound", "ill_conditioned")}
     sig_fit = sig
     u_voxel = 0.0
     if input_uncertainty is not None:
@@ -566,6 +682,7 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
         sig = np.hypot(sig_fit, u_voxel * tia)  # combine_tia_sigma, voxel by voxel
     unit = {None: "data unit*h", "MBq": "MBq*h", "Bq/mL": "Bq*h/mL"}[unit_in]
     counts = {n: int(np.sum(idx == i)) for i, n in enumerate(out_names)}
+    st_counts = _status_counts(status[m])
     prov = {
         "theradose_version": __version__,
         "method": "theradose.kinetics.fit_voxels: batched Levenberg-Marquardt, per-voxel "
@@ -583,6 +700,18 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
                          "(calibration, recovery: fully correlated between voxels); volume "
                          "not applied per voxel, only to region sums (region_tia)",
             "reference": "Gear et al. 2018, doi:10.1007/s00259-018-4136-7"},
+        "bound": None if bound is None else {
+            "rule": "fit kept if TIA <= U = (y_max + z s_max) t_n + max(y_n + z s_n, 0) / "
+                    "lambda_phys and 0 < sigma_TIA < max_relative_sigma * TIA (s_i = "
+                    "relative_sigma * max(y_i, weight_floor * y_max)); else the best such fit, "
+                    "else trapezoid + physical tail (replaced)" + (
+                        "; components slower than lambda_phys integrated at lambda_phys after "
+                        "the last sample (capped)" if lam_min < lam_phys else ""),
+            "z": BOUND_Z, "max_relative_sigma": MAX_RELATIVE_SIGMA,
+            "weight_floor": WEIGHT_FLOOR, "status_counts": st_counts,
+            "voxels_with_rejected_fits": reasons,
+            "reference": "docs/kinetics-voxel.md, 'Bounds: what the data allow'"},
+        "status_counts": st_counts,
         "elapsed_s": round(time.perf_counter() - t0, 3), "n_threads": n_threads,
     }
     if geom is not None:
@@ -590,6 +719,7 @@ def fit_voxels(times_h, images, mask=None, *, nuclide: str = "Lu-177",
             return Volume(a, geom, unit=u, modality="OT", history=(
                 "theradose.kinetics.fit_voxels",))
         return VoxelFitResult(vol(tia, unit), vol(sig, unit), vol(idx, "1"), vol(qual, "1"),
-                              out_names, unit, prov, vol(sig_fit, unit), input_uncertainty)
+                              out_names, unit, prov, vol(sig_fit, unit), input_uncertainty,
+                              vol(status, "1"))
     return VoxelFitResult(tia, sig, idx, qual, out_names, unit, prov, sig_fit,
-                          input_uncertainty)
+                          input_uncertainty, status)

@@ -195,19 +195,36 @@ class VoxelModel:
             out.append(x if s is None else x * s)
         return out
 
-    def tia(self, theta: np.ndarray, lam_min: float) -> np.ndarray:
-        """TIA 0..∞ ``(N,)`` in (scaled data unit)·h."""
-        _, coef, rates, _ = self.amplitudes_rates(theta, lam_min)
-        return np.sum(coef / rates, axis=0)
+    def tia(self, theta: np.ndarray, lam_min: float,
+            tail_cap: tuple[float, float] | None = None) -> np.ndarray:
+        """TIA 0..∞ ``(N,)`` in (scaled data unit)·h.
 
-    def tia_gradient(self, theta: np.ndarray, lam_min: float) -> np.ndarray:
-        """Gradient ``(k, N)`` of the TIA with respect to ``theta``."""
+        Parameters
+        ----------
+        theta : (k, N) ndarray
+        lam_min : float
+        tail_cap : (lam_tail, t_last), optional
+            Integrate every component slower than ``lam_tail`` (1/h) at ``lam_tail`` after
+            ``t_last`` (h): ``∫ e^{-l t} dt`` becomes ``g(l) = (1 - e^{-l t_n})/l + e^{-l t_n}
+            / lam_tail`` for ``l < lam_tail`` (the tail after the last sample no slower than
+            physical decay). None: ``1/l`` for every component.
+        """
+        _, coef, rates, _ = self.amplitudes_rates(theta, lam_min)
+        return np.sum(coef * _integral(rates, tail_cap)[0], axis=0)
+
+    def tia_gradient(self, theta: np.ndarray, lam_min: float,
+                     tail_cap: tuple[float, float] | None = None) -> np.ndarray:
+        """Gradient ``(k, N)`` of :meth:`tia` with respect to ``theta``."""
         amp, coef, rates, eu = self.amplitudes_rates(theta, lam_min)
-        inv = 1.0 / rates
-        g_a = amp * (self.mix.T @ inv)
-        q = coef * inv * inv  # c_j / l_j^2
+        g, dg = _integral(rates, tail_cap)
+        g_a = amp * (self.mix.T @ g)
+        q = -coef * dg  # c_j / l_j^2 without a cap
         tail = np.cumsum(q[::-1], axis=0)[::-1]  # Σ_{j >= i}
         return np.concatenate([g_a, -eu * tail], axis=0)
+
+    def slowest_rate(self, theta: np.ndarray, lam_min: float) -> np.ndarray:
+        """Slowest effective rate ``l_1`` ``(N,)``, 1/h."""
+        return lam_min + np.exp(theta[self.n_amp])
 
     def clip(self, theta: np.ndarray) -> np.ndarray:
         """Clip transformed parameters ``(k, N)`` to their numerical bounds (in place)."""
@@ -223,6 +240,22 @@ VOXEL_MODELS: dict[str, VoxelModel] = {
     "tri_uptake": VoxelModel("tri_uptake", np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])),
     "tri": VoxelModel("tri", np.eye(3)),
 }
+
+
+def _integral(rates: np.ndarray, tail_cap: tuple[float, float] | None):
+    """``∫_0^∞`` of ``e^{-l t}`` per rate (see :meth:`VoxelModel.tia`) and its derivative in l."""
+    inv = 1.0 / rates
+    g, dg = inv, -inv * inv
+    if tail_cap is None:
+        return g, dg
+    lam_t, t_n = tail_cap
+    slow = rates < lam_t
+    if not slow.any():
+        return g, dg
+    e_n = np.exp(-rates * t_n)
+    capped = (1.0 - e_n) * inv + e_n / lam_t
+    d_capped = t_n * e_n * inv - (1.0 - e_n) * inv * inv - t_n * e_n / lam_t
+    return np.where(slow, capped, g), np.where(slow, d_capped, dg)
 
 
 def _log_u(rate: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
