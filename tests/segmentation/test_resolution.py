@@ -73,7 +73,7 @@ def test_noise_and_one_misfit_voi_move_the_median_little():
 
 
 def test_cold_or_flat_images_give_no_estimate():
-    conc, lab, names, body = _phantom()
+    _conc, lab, names, body = _phantom()
     est = estimate_fwhm(np.where(body, 1.0, 0.0), lab, names, body, (SP, SP, SP))
     assert not est.ok and est.fwhm_mm is None
     assert "usable" in est.note
