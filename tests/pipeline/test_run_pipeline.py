@@ -7,6 +7,7 @@ Patient: 8 mm CT grid, noiseless SPECT (4.8 mm, no blur), no motion, 1 lesion; r
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -36,9 +37,14 @@ def test_results_schema_and_outputs(pipeline_run):
     assert res["injected_activity_mbq"] == pytest.approx(a0)
     times = [tp["time_h"] for tp in res["study"]["time_points"]]
     assert times == pytest.approx(vp.truth["times_h"])
+    voxel_ml = math.prod(res["study"]["reference_grid"]["spacing_mm"]) / 1000.0
     for name, v in res["vois"].items():
         assert VOI_KEYS <= set(v), name
         assert set(v["tac"]) >= {"times_h", "activity_mbq", "activity_sd_mbq"}
+        # every voxel of the VOI is accounted for by the voxel fit's status counts
+        assert sum(v["voxel_fit"].values()) == round(v["volume_ml"] / voxel_ml), name
+    assert isinstance(res["warnings"], list)
+    assert all(set(w) == {"stage", "message"} for w in res["warnings"])
     for rel in res["outputs"].values():
         assert (out / rel).is_file(), rel
     on_disk = json.loads((out / "results.json").read_text())

@@ -56,6 +56,7 @@ def test_exact_model_gives_the_true_fwhm(fwhm):
     assert est.fwhm_mm == pytest.approx(fwhm, rel=0.01)
     assert all(v["fwhm_mm"] == pytest.approx(fwhm, rel=0.02) for v in est.per_voi.values())
     assert 0 <= est.sigma_mm < 0.02 * fwhm
+    assert 0 <= est.spread_mm < 0.02 * fwhm  # every VOI agrees
 
 
 def test_noise_and_one_misfit_voi_move_the_median_little():
@@ -68,8 +69,11 @@ def test_noise_and_one_misfit_voi_move_the_median_little():
     # the misfit VOI alone is off, the median is not
     assert abs(est.per_voi["voi_4"]["fwhm_mm"] / 12.0 - 1.0) > 0.03
     assert est.fwhm_mm == pytest.approx(12.0, rel=0.02)
-    # its uncertainty covers that error
+    # its uncertainty covers that error; the median's standard error holds the per-VOI
+    # scatter (1.4826 MAD) as sqrt(pi/2) * scatter / sqrt(n) (Kenney & Keeping)
     assert abs(est.fwhm_mm - 12.0) < 3.0 * est.sigma_mm + 0.1
+    assert est.spread_mm > 0
+    assert est.sigma_mm >= math.sqrt(math.pi / 2) * est.spread_mm / math.sqrt(5) - 1e-9
 
 
 def test_cold_or_flat_images_give_no_estimate():

@@ -263,6 +263,7 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
         sex = str(reg["ct_meta"].get("patient_sex") or "M").upper()
         phantom = "adult_female" if sex.startswith("F") else "adult_male"
     organ_tia = {n: (float(f.tia), float(f.sigma_tia)) for n, f in kin["fits"].items()}
+    organ_tia.update({n: (0.0, 0.0) for n in kin.get("empty", ())})
     with collect_warnings("dose") as dose_warnings:
         maps, per_voi, dose_info = dose_stage(
             tia, density, labels, nuclide, dcfg["engines"],
@@ -371,7 +372,7 @@ def _voi_entries(labels: LabelMap, kin: dict[str, Any], maps: dict[str, Any],
         fit = kin["fits"].get(name)
         sel = fit.selected_fit if fit else None
         act = np.asarray(table.activity_mbq[name], float)
-        sd = (np.asarray(fit.sigma, float) if fit else np.full_like(act, np.nan))
+        sd = np.asarray(fit.sigma, float).tolist() if fit else None  # no fit: σ unknown
         # voxel engines propagate the voxel TIA σ as independent, which averages away over a
         # VOI; the VOI's own TIA uncertainty (kinetics fit, recovery) is common to all its
         # voxels and the self-dose is proportional to it, so the VOI mean dose carries it in
@@ -382,8 +383,9 @@ def _voi_entries(labels: LabelMap, kin: dict[str, Any], maps: dict[str, Any],
             "volume_ml": _num(table.volume_ml[name]),
             "mass_g": _num(next((v.mass_g for v in maps[primary].voi if v.name == name), None)
                            if primary else None),
-            "tia_mbq_h": {"value": _num(fit.tia) if fit else None,
-                          "sd": _num(fit.sigma_tia) if fit else None},
+            "tia_mbq_h": ({"value": _num(fit.tia), "sd": _num(fit.sigma_tia)} if fit else
+                          {"value": 0.0, "sd": 0.0} if name in kin.get("empty", ())
+                          else {"value": None, "sd": None}),
             "fit": ({"model": fit.selected, "aicc": _num(sel.aicc), "bic": _num(sel.bic),
                      "parameters": dict(zip(sel.param_names, map(_num, sel.params),
                                             strict=True)),
@@ -391,12 +393,15 @@ def _voi_entries(labels: LabelMap, kin: dict[str, Any], maps: dict[str, Any],
                                               strict=True)),
                      "r2": _num(getattr(sel, "r2", None)), "accepted": bool(sel.accepted),
                      "fallback": bool(fit.fallback), "reason": fit.selection_reason}
-                    if fit else {"model": None, "error": kin["failed"].get(name)}),
+                    if fit else {"model": None, "note": "no activity at any time point"}
+                    if name in kin.get("empty", ())
+                    else {"model": None, "error": kin["failed"].get(name)}),
             "tac": {"times_h": list(map(float, table.times_h)),
-                    "activity_mbq": act.tolist(), "activity_sd_mbq": sd.tolist(),
+                    "activity_mbq": act.tolist(), "activity_sd_mbq": sd,
                     **({"fit_curve": kin["curves"][name]} if name in kin["curves"] else {})},
             "tia_map_mbq_h": _num(np.sum(kin["tia_map"][labels.mask(name)],
                                          dtype=np.float64)),
+            "voxel_fit": kin.get("voxel_status", {}).get(name),
             "dose_gy": {e: {"value": _num(v[name][0]),
                             "sd": _num(v[name][1] if e == "organ_svalues" else
                                        math.hypot(v[name][1], tia_rel * v[name][0]))}

@@ -296,8 +296,12 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     fits: dict[str, Any] = {}
     failed: dict[str, str] = {}
     rec_sd = pvc.get("recovery_rel_sd", {})
+    empty: list[str] = []
     for n in names:
         y = np.asarray(table.activity_mbq[n], float)
+        if not np.any(y > 0):  # e.g. an air-filled lumen: TIA 0, nothing to fit
+            empty.append(n)
+            continue
         try:
             fits[n] = fit_tac(times, y, unit="MBq", nuclide=adm.nuclide,
                               relative_sigma=kin["relative_sigma"], models=kin["models"],
@@ -307,12 +311,12 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
         except (FitError, InputError) as exc:
             failed[n] = str(exc)
             log.warning("TAC fit of %s failed: %s", n, exc)
-    # voxel TIA map: activity per voxel (MBq) in the body's tissue and the VOIs; the counts
-    # the camera's blur put outside them (air around the skin, gas) go to the nearest voxel
-    # inside (total kept: the activity is the patient's, not the air's)
+    # voxel TIA map: activity per voxel (MBq) in the body's tissue; the counts the camera's
+    # blur put outside it (air around the skin, gas, an air-filled VOI) go to the nearest
+    # voxel inside (total kept: the activity is the patient's, not the air's)
     vml = grid.voxel_volume_ml
     act = reg["emission_bq_ml"].astype(np.float64) * (vml * 1e-6)
-    inside = tissue | (labels.array > 0)
+    inside = tissue  # VOI voxels of air (a tracheal lumen) hold no activity either
     act, moved = _confine(act, inside)
     mask = inside & (act.max(axis=0) > 0)
     vf = fit_voxels(times, act, mask, nuclide=adm.nuclide, models=kin["voxel_models"],
@@ -331,9 +335,14 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
                 sig[m] *= f
                 pvc["voxel_scale"][n] = f
     curves = {n: _curve(f, float(max(times[-1] * 1.5, 1.0))) for n, f in fits.items()}
-    return {"table": table, "fits": fits, "failed": failed, "curves": curves,
+    if empty:
+        log.info("no activity at any time point in %s: TIA 0", ", ".join(empty))
+    return {"table": table, "fits": fits, "failed": failed, "empty": empty, "curves": curves,
             "tia_map": tia.astype(np.float32), "tia_sigma": sig.astype(np.float32),
             "voxel_provenance": dict(vf.provenance), "voxel_counts": vf.counts(),
+            # per VOI: voxels whose fit was kept, replaced by trapezoid + physical tail (low
+            # counts, noise) or capped at the data bound (kinetics._voxel_bounds)
+            "voxel_status": {n: vf.status_counts(labels.mask(n)) for n in names},
             "activity_moved_into_body": moved,
             "pvc": pvc}
 
@@ -394,7 +403,10 @@ def _resolution(reg: dict[str, Any], labels: LabelMap, kin: dict[str, Any],
               "emission_voxel_mm": emis_w, "grid_voxel_mm": grid_w}
     if est.ok:
         fwhm = float(est.fwhm_mm)
-        rel = float(est.sigma_mm) / fwhm if user_rel is None else float(user_rel)
+        # the recovery σ of a VOI uses the scatter of the per-VOI widths (the width that
+        # describes one VOI's surroundings), not the standard error of their median
+        rel = (max(float(est.sigma_mm), float(est.spread_mm or 0.0)) / fwhm
+               if user_rel is None else float(user_rel))
         log.info("effective resolution estimated from the %g h image: %.1f ± %.1f mm FWHM "
                  "(camera %s mm; %d VOIs)", float(reg["times_h"][ref]), fwhm, est.sigma_mm,
                  "?" if est.camera_fwhm_mm is None else f"{est.camera_fwhm_mm:.1f}",
@@ -474,7 +486,10 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
         if BACKGROUND in regions.sources else 0.0
     bg_conc = (np.asarray(tot[BACKGROUND], float) / bg_ml if bg_ml > 0
                else np.zeros(len(images)))  # Bq/mL
-    spill = _spill_in_dominated(tot, table, names, bg_conc, float(kin["gtm_fwhm_rel_sd"]))
+    tissue_ml = {n: float(np.sum(labels.mask(n) & tissue)) * grid.voxel_volume_ml
+                 for n in names}
+    spill = _spill_in_dominated(tot, table, names, bg_conc, float(kin["gtm_fwhm_rel_sd"]),
+                                tissue_ml)
     for n, rec in spill.items():
         tot[n] = rec["activity_bq"]
         rec_sd[n] = math.hypot(rec_sd.get(n, 0.0), rec["rel_sd"])
@@ -520,7 +535,8 @@ _PRIOR_REL_SD = 1.0
 
 
 def _spill_in_dominated(tot: dict[str, np.ndarray], table, names: list[str],
-                        bg_conc: np.ndarray, model_rel: float) -> dict[str, dict[str, Any]]:
+                        bg_conc: np.ndarray, model_rel: float,
+                        tissue_ml: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Regularise the GTM value of VOIs the camera cannot separate from hot neighbours.
 
     At a time point where a VOI's GTM activity ``a`` is under half of the activity observed in
@@ -529,7 +545,8 @@ def _spill_in_dominated(tot: dict[str, np.ndarray], table, names: list[str],
     (non-uniform activity inside them, a bladder wall, a residual shift) lands in it whole.
     Its σ is then ``ε·(a_obs − a)`` with ``ε`` the relative model error of that spill-in (the
     FWHM's relative σ, at least 10 %), and the value is combined with a weak prior — the body
-    background concentration × the VOI volume, ±100 % — by inverse-variance weighting (the
+    background concentration × the VOI's tissue volume (``tissue_ml``: its voxels above
+    −950 HU; an air-filled lumen holds none), ±100 % — by inverse-variance weighting (the
     maximum a posteriori estimate of a Tikhonov-regularised GTM): where the data say little,
     the VOI takes up like the body around it, instead of inheriting its neighbours' activity.
 
@@ -542,7 +559,7 @@ def _spill_in_dominated(tot: dict[str, np.ndarray], table, names: list[str],
     for n in names:
         a = np.asarray(tot[n], float).copy()
         obs = np.asarray(table.activity_mbq[n], float) * 1e6
-        vol = float(table.volume_ml[n])
+        vol = float(tissue_ml.get(n, table.volume_ml[n]))
         hit = [t for t in range(a.size) if obs[t] > 0 and a[t] < _SPILL_IN_RATIO * obs[t]]
         if not hit:
             continue

@@ -88,6 +88,10 @@ class ResolutionEstimate:
     camera_fwhm_mm, camera_sigma_mm : float or None
         Resolution of the emission image before resampling (module docstring), when the
         emission voxel size was given.
+    spread_mm : float or None
+        Scatter of the per-VOI widths (1.4826 × their median absolute deviation): how far the
+        width that describes one VOI's surroundings may be from the median — the uncertainty
+        of the FWHM to use *for a given VOI* (``sigma_mm`` is that of the median itself).
     per_voi : dict of str to dict
         Per VOI: ``fwhm_mm``, ``sigma_mm`` (statistical), ``used`` and ``note``.
     ok : bool
@@ -106,6 +110,7 @@ class ResolutionEstimate:
     ok: bool
     note: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    spread_mm: float | None = None
 
     @property
     def n_used(self) -> int:
@@ -119,7 +124,8 @@ class ResolutionEstimate:
 
         return {"fwhm_mm": r(self.fwhm_mm), "sigma_mm": r(self.sigma_mm),
                 "camera_fwhm_mm": r(self.camera_fwhm_mm),
-                "camera_sigma_mm": r(self.camera_sigma_mm), "ok": self.ok,
+                "camera_sigma_mm": r(self.camera_sigma_mm), "spread_mm": r(self.spread_mm),
+                "ok": self.ok,
                 "note": self.note, "n_vois_used": self.n_used,
                 "per_voi": {k: {"fwhm_mm": r(v["fwhm_mm"]), "sigma_mm": r(v["sigma_mm"]),
                                 "used": v["used"], "note": v["note"]}
@@ -391,4 +397,5 @@ def estimate_fwhm(image: np.ndarray, labels: np.ndarray, names: Mapping[int, str
         cam = camera_fwhm(fwhm, float(emission_voxel_mm), grid_w)
         if cam is not None:
             cam_sd = sigma * fwhm / cam  # d cam / d fwhm = fwhm / cam
-    return ResolutionEstimate(fwhm, sigma, cam, cam_sd, per_voi, True, "", settings)
+    return ResolutionEstimate(fwhm, sigma, cam, cam_sd, per_voi, True, "", settings,
+                              spread_mm=spread)
