@@ -180,3 +180,20 @@ def test_cache_keys_follow_the_code(monkeypatch):
     assert len(_cache.code_fingerprint()) == 64
     monkeypatch.setattr(_cache, "code_fingerprint", lambda: "0" * 64)
     assert _cache.stage_key("study", "config") != key
+
+
+def test_exported_dose_is_zero_outside_the_body(pipeline_run):
+    # reference: the body contour of the reference (first) CT, computed independently here;
+    # the engine's own dose outside it is recorded, not lost
+    from theradose.io import read_ct, read_nifti
+    from theradose.segmentation import body_contour
+
+    vp, out, res = pipeline_run
+    ct = read_ct(sorted(vp.dicom.glob("tp1_*"))[0] / "ct")
+    dose = read_nifti(out / "dose_led.nii.gz")
+    assert dose.geometry.same_as(ct.geometry)
+    body = body_contour(ct.array)
+    assert float(np.abs(dose.array[~body]).max()) == 0.0
+    assert float(dose.array[body].max()) > 0.0
+    rec = res["dose_engines"]["led"]["outside_body"]
+    assert rec["voxels_set_to_zero"] > 0 and 0.0 < rec["fraction_of_max"] < 0.05

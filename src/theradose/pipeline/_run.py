@@ -22,6 +22,7 @@ from theradose.pipeline._cache import StageCache, fingerprint, stage_key
 from theradose.pipeline._config import PipelineConfig
 from theradose.pipeline._dose import dose_stage
 from theradose.pipeline._warnings import collect_warnings
+from theradose.segmentation import body_contour
 from theradose.volume import LabelMap, Volume
 
 __all__ = ["SCHEMA", "run_pipeline"]
@@ -120,6 +121,7 @@ def _pvc_entry(pvc: dict[str, Any], name: str) -> dict[str, Any]:
             "voxel_scale": pvc.get("voxel_scale", {}).get(name),
             "fwhm_rel_sd": pvc.get("fwhm_rel_sd"),
             "recovery_rel_sd": pvc.get("recovery_rel_sd", {}).get(name),
+            "model_rel_sd": (pvc.get("model_rel_sd") or {}).get(name),
             "spill_in_dominated": (pvc.get("spill_in_dominated") or {}).get(name),
             **_local_entry(pvc.get("local_alignment"), name)}
 
@@ -274,9 +276,22 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     t0 = time.perf_counter()
     primary = next(iter(maps), None)
     # FFT round-off leaves |negative| doses ~1e-4 of the maximum: clipped at 0 in every map
-    dose_maps = {e: r.dose.replace(array=np.clip(r.dose.array, 0.0, None),
-                                   sigma=None if r.sigma is None else np.asarray(r.sigma.array))
-                 for e, r in maps.items()}
+    # the exported maps are the dose to the patient: outside the body contour (the External
+    # structure, AAPM TG-263) they are 0, as a planning system reports them; what was there
+    # (photon and electron dose in the air at the skin) is recorded per engine
+    body = body_contour(reg["ct_hu"])
+    dose_maps = {}
+    for e, r in maps.items():
+        d = np.clip(r.dose.array, 0.0, None)
+        out_max = float(d[~body].max()) if (~body).any() else 0.0
+        dose_info[e] = {**_json(dose_info.get(e, {})), "outside_body": {
+            "voxels_set_to_zero": int(np.count_nonzero(d[~body])), "max_gy": out_max,
+            "fraction_of_max": out_max / float(d.max()) if d.max() > 0 else 0.0,
+            "body": "CT > -500 HU, largest connected region, holes filled per slice "
+                    "(segmentation.body_contour)"}}
+        dose_maps[e] = r.dose.replace(
+            array=np.where(body, d, 0.0),
+            sigma=None if r.sigma is None else np.where(body, np.asarray(r.sigma.array), 0.0))
     dose_map = dose_maps[primary] if primary else None
     rad = cfg.section("radiobiology")["enabled"]
     with collect_warnings("analysis") as analysis_warnings:

@@ -12,7 +12,7 @@ import numpy as np
 
 from theradose.errors import FitError, GeometryMismatchError, InputError, UnitError
 from theradose.io import Study, TimePoint, load_study, read_seg, rtstruct_to_labelmap
-from theradose.segmentation import body_contour
+from theradose.segmentation import activity_region, body_contour
 from theradose.volume import Geometry, LabelMap, Volume, resample
 
 __all__ = ["find_voi_file", "kinetics_stage", "load_and_register", "vois_stage"]
@@ -286,8 +286,9 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     study = Study(time_points=tps, administration=adm)
     names = sorted(labels.names.values())
     table = organ_tacs(study, labels, vois=names, margin_mm=kin["margin_mm"])
-    # the patient: external contour (lungs and gas inside), its tissue (air pockets excluded)
-    tissue = body_contour(reg["ct_hu"]) & (reg["ct_hu"] > -950)
+    # the patient: external contour (lungs and gas inside), and the part of it that can hold
+    # activity (tissue and lung parenchyma; not gas pockets and their partial-volume edges)
+    tissue = activity_region(reg["ct_hu"], body_contour(reg["ct_hu"]), grid.spacing_mm)
     pvc: dict[str, Any] = {"applied": False}
     if kin["pvc"] == "gtm":
         kin = {**kin, **_resolution(reg, labels, kin, tissue)}
@@ -324,16 +325,7 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     tia = np.where(mask, np.nan_to_num(np.asarray(vf.tia, float)), 0.0)
     sig = np.where(mask, np.nan_to_num(np.asarray(vf.sigma, float)), 0.0)
     if pvc["applied"]:
-        # the voxel pattern is kept, its level inside each VOI set to the corrected organ TIA
-        pvc["voxel_scale"] = {}
-        for n in names:
-            m = labels.mask(n)
-            s_vox = float(tia[m].sum())
-            if n in fits and s_vox > 0 and np.isfinite(fits[n].tia):
-                f = float(fits[n].tia) / s_vox
-                tia[m] *= f
-                sig[m] *= f
-                pvc["voxel_scale"][n] = f
+        _voxels_to_organ_tia(tia, sig, labels, names, fits, pvc, mask)
     curves = {n: _curve(f, float(max(times[-1] * 1.5, 1.0))) for n, f in fits.items()}
     if empty:
         log.info("no activity at any time point in %s: TIA 0", ", ".join(empty))
@@ -352,6 +344,42 @@ _FALLBACK_REL_SD = 0.25
 #: Relative σ assumed for a FWHM given by the user (a single Gaussian stands for a response
 #: that widens with the source-collimator distance, MIRD Pamphlet 23).
 _GIVEN_REL_SD = 0.1
+
+
+def _voxels_to_organ_tia(tia: np.ndarray, sig: np.ndarray, labels: LabelMap,
+                         names: list[str], fits: dict[str, Any], pvc: dict[str, Any],
+                         mask: np.ndarray) -> None:
+    """Set the voxel TIA map inside each VOI to the VOI's corrected TIA (in place).
+
+    A VOI the GTM split into core and shell (larger than the resolution) keeps the voxel
+    pattern of the image, scaled. A smaller one has no measurable inner pattern: what the image
+    shows inside it is the point-spread function (a 2 mL lesion's blurred profile put its
+    centre voxel at 1.5× the true maximum dose on a virtual patient), so its TIA is spread
+    uniformly over its voxels that can hold activity (``mask``), as the GTM assumes; its σ
+    (common to all its voxels) is shared the same way. ``pvc["voxel_scale"]`` records the
+    factor or ``"uniform"``.
+    """
+    pvc["voxel_scale"] = {}
+    split = set(pvc.get("split_vois", []))
+    for n in names:
+        if n not in fits or not np.isfinite(fits[n].tia):
+            continue
+        m = labels.mask(n)
+        if n not in split:
+            inside = m & mask
+            k = int(inside.sum())
+            if k:
+                tia[m], sig[m] = 0.0, 0.0
+                tia[inside] = float(fits[n].tia) / k
+                sig[inside] = float(fits[n].sigma_tia) / k
+                pvc["voxel_scale"][n] = "uniform"
+            continue
+        s_vox = float(tia[m].sum())
+        if s_vox > 0:
+            f = float(fits[n].tia) / s_vox
+            tia[m] *= f
+            sig[m] *= f
+            pvc["voxel_scale"][n] = f
 
 
 def _confine(act: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -500,6 +528,9 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                     ", ".join(f"{float(reg['times_h'][t]):g}" for t in rec["time_points"]),
                     100 * rec_sd[n])
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
+    model_sd = _correction_sd(act, table, names, spill, float(kin["gtm_fwhm_rel_sd"]))
+    for n, v in model_sd.items():
+        rec_sd[n] = math.hypot(rec_sd.get(n, 0.0), v)
     conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
     ratio = {n: [float(a / b) if b > 0 else None for a, b in
                  zip(act[n], table.activity_mbq[n], strict=True)] for n in names}
@@ -523,8 +554,35 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                  "clipped_negative": negative, "corrected_over_observed": ratio,
                  "local_alignment": None if local is None else local.to_dict(),
                  "fwhm_rel_sd": float(kin["gtm_fwhm_rel_sd"]), "recovery_rel_sd": rec_sd,
+                 "model_rel_sd": model_sd,
                  "spill_in_dominated": {n: {k: v for k, v in r.items() if k != "activity_bq"}
                                         for n, r in spill.items()}}
+
+
+def _correction_sd(act: dict[str, np.ndarray], table, names: list[str],
+                   spill: dict[str, dict[str, Any]], model_rel: float) -> dict[str, float]:
+    """Relative σ of each VOI's corrected activity from the GTM's model error.
+
+    The GTM models every region as uniform and the camera as one Gaussian; where that is not
+    so (a renal cortex, a bladder wall, a response that widens with depth) its correction —
+    the difference between the corrected activity and the activity observed in the VOI — is
+    off by a fraction of itself. That fraction is taken as ``ε = max(fwhm_rel_sd, 10 %)``, the
+    same relative model error as for the spill-in of :func:`_spill_in_dominated`, and summed
+    over the time points as a systematic error (common to all of them, Gear et al. 2018):
+    ``σ_rel = ε Σ_t |a_t − a_obs,t| / Σ_t a_t``. Time points already regularised as spill-in
+    dominated carry their own term and are left out here.
+    """
+    eps = max(model_rel, 0.1)
+    out = {}
+    for n in names:
+        a = np.asarray(act[n], float)
+        obs = np.asarray(table.activity_mbq[n], float)
+        skip = set(spill.get(n, {}).get("time_points", ()))
+        keep = [t for t in range(a.size) if t not in skip]
+        total = float(np.sum(a))
+        if keep and total > 0:
+            out[n] = eps * float(np.sum(np.abs(a[keep] - obs[keep]))) / total
+    return out
 
 
 #: A VOI whose corrected activity is below this fraction of what is observed in it is

@@ -2,8 +2,9 @@
 
 Public names
 ------------
-body_contour
-    The patient's external contour on a CT (largest component above −500 HU, holes filled).
+body_contour, activity_region
+    The patient's external contour on a CT (largest component above −500 HU, holes filled),
+    and its voxels that can hold activity (tissue and lung parenchyma, not gas pockets).
 import_masks
     RTSTRUCT, DICOM SEG or NIfTI label map onto a reference grid (nearest neighbour).
 segment_lesions
@@ -31,7 +32,7 @@ fit_local_shifts, shifted_voi_totals, LocalShifts
     with the GTM's model, and the GTM totals with the VOIs where the image shows them.
 """
 
-from theradose.segmentation._body import body_contour
+from theradose.segmentation._body import activity_region, body_contour
 from theradose.segmentation._gtm import gtm_correct, gtm_correct_series, gtm_matrix
 from theradose.segmentation._gtm_local import LocalShifts, fit_local_shifts, shifted_voi_totals
 from theradose.segmentation._gtm_regions import GTMRegions, gtm_regions, gtm_voi_totals
@@ -59,6 +60,7 @@ __all__ = [
     "GTMRegions",
     "LocalShifts",
     "ResolutionEstimate",
+    "activity_region",
     "apply_recovery",
     "body_contour",
     "camera_fwhm",

@@ -23,7 +23,11 @@ from scipy import ndimage
 
 from theradose.errors import InputError
 
-__all__ = ["body_contour"]
+__all__ = ["activity_region", "body_contour"]
+
+#: Low-density regions inside the body at least this large (mL) are lung (parenchyma carries
+#: blood and activity down to −950 HU); smaller ones are gas pockets (bowel, stomach, airway).
+LUNG_MIN_ML = 250.0
 
 
 def body_contour(ct_hu: np.ndarray, *, threshold_hu: float = -500.0) -> np.ndarray:
@@ -74,3 +78,52 @@ def body_contour(ct_hu: np.ndarray, *, threshold_hu: float = -500.0) -> np.ndarr
         if body[z].any():
             body[z] = ndimage.binary_fill_holes(body[z])
     return body
+
+
+def activity_region(ct_hu: np.ndarray, body: np.ndarray, spacing_mm, *,
+                    soft_hu: float = -500.0, lung_floor_hu: float = -950.0,
+                    lung_min_ml: float = LUNG_MIN_ML) -> np.ndarray:
+    """Voxels of the body that can hold activity: tissue, and lung parenchyma.
+
+    Inside the body contour, voxels above ``soft_hu`` (fat, soft tissue, bone) hold activity.
+    Below it lie lung and gas. Lung parenchyma (about −850 HU, 0.15-0.3 g/cm³) carries blood
+    and takes up activity; a gas pocket (bowel, stomach, airway) does not, and its edge voxels,
+    part gas and part wall, have densities down to ~0.05 g/cm³: counts the camera's blur puts
+    there are the wall's, and left in place a dose engine divides them by that small mass
+    (×20 at 0.05 g/cm³). The two are told apart by size: a connected low-density region of at
+    least ``lung_min_ml`` (a lung is 1-3 L; bowel gas pockets are tens to a few hundred mL) is
+    lung, and its voxels above ``lung_floor_hu`` hold activity; the rest holds none.
+
+    Parameters
+    ----------
+    ct_hu : (Z, Y, X) ndarray
+        CT, HU.
+    body : (Z, Y, X) bool ndarray
+        The body contour (:func:`body_contour`).
+    spacing_mm : sequence of 3 float
+        Voxel size ``(x, y, z)``, mm.
+    soft_hu, lung_floor_hu : float
+        Tissue threshold and the lowest lung density (−950 HU, the emphysema threshold).
+    lung_min_ml : float
+        Smallest low-density region taken as lung, mL.
+
+    Returns
+    -------
+    (Z, Y, X) bool ndarray
+    """
+    a = np.asarray(ct_hu)
+    b = np.asarray(body, bool)
+    if a.shape != b.shape or a.ndim != 3:
+        raise InputError(f"ct_hu {a.shape} and body {b.shape} must be 3-D arrays of one shape",
+                         field="body")
+    voxel_ml = float(np.prod([float(x) for x in spacing_mm])) / 1000.0
+    low = b & (a <= soft_hu)
+    lab, n = ndimage.label(low, structure=np.ones((3, 3, 3), bool))
+    lung = np.zeros(a.shape, bool)
+    if n:
+        sizes = np.bincount(lab.ravel()) * voxel_ml
+        big = np.flatnonzero(sizes >= lung_min_ml)
+        big = big[big > 0]
+        if big.size:
+            lung = np.isin(lab, big)
+    return b & ((a > soft_hu) | (lung & (a > lung_floor_hu)))
