@@ -297,6 +297,7 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     fits: dict[str, Any] = {}
     failed: dict[str, str] = {}
     rec_sd = pvc.get("recovery_rel_sd", {})
+    models = _rankable(kin["models"], len(times), kin["criterion"])
     empty: list[str] = []
     for n in names:
         y = np.asarray(table.activity_mbq[n], float)
@@ -305,7 +306,7 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
             continue
         try:
             fits[n] = fit_tac(times, y, unit="MBq", nuclide=adm.nuclide,
-                              relative_sigma=kin["relative_sigma"], models=kin["models"],
+                              relative_sigma=kin["relative_sigma"], models=models,
                               criterion=kin["criterion"], max_abs_corr=kin["max_abs_corr"],
                               input_uncertainty=InputUncertainty(
                                   recovery=min(rec_sd.get(n, 0.0), 0.99)))
@@ -344,6 +345,27 @@ _FALLBACK_REL_SD = 0.25
 #: Relative σ assumed for a FWHM given by the user (a single Gaussian stands for a response
 #: that widens with the source-collimator distance, MIRD Pamphlet 23).
 _GIVEN_REL_SD = 0.1
+
+
+def _rankable(models: list[str], n_points: int, criterion: str) -> list[str]:
+    """The organ-fit candidates the criterion can rank with ``n_points`` time points.
+
+    AICc needs ``n ≥ k + 2`` points for a model of ``k`` parameters and BIC ``n > k``
+    (:func:`theradose.kinetics.fit_tac`); a model below that can never be selected, so it is
+    not fitted (with 4 time points and AICc: mono only). The selection is unchanged; if no
+    parametric model is left, the list is returned as it is (``fit_tac`` then falls back).
+    """
+    from theradose.kinetics import MODELS
+
+    extra = 2 if criterion == "aicc" else 1
+    keep = [m for m in models if m not in MODELS or n_points >= MODELS[m].n_params + extra]
+    if not any(m in MODELS for m in keep):
+        return list(models)
+    skipped = [m for m in models if m not in keep]
+    if skipped:
+        log.info("organ fits: %s not fitted (%s needs more than %d time points)",
+                 ", ".join(skipped), criterion.upper(), n_points)
+    return keep
 
 
 def _voxels_to_organ_tia(tia: np.ndarray, sig: np.ndarray, labels: LabelMap,
@@ -559,6 +581,14 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                                         for n, r in spill.items()}}
 
 
+#: Relative model error of the GTM's correction (fraction of corrected − observed).
+#: Calibrated on the tuning virtual patients (seeds 0-7: 40 organ cases of kidneys, liver,
+#: spleen and salivary glands, 7-15 mm cameras) by maximum likelihood, so that (error / σ)²
+#: of the organ doses averages 1 (0.05: 1.14, 0.075: 0.82); checked on held-out seeds in
+#: benchmarks/README.md ("Robustness").
+CORRECTION_MODEL_REL = 0.06
+
+
 def _correction_sd(act: dict[str, np.ndarray], table, names: list[str],
                    spill: dict[str, dict[str, Any]], model_rel: float) -> dict[str, float]:
     """Relative σ of each VOI's corrected activity from the GTM's model error.
@@ -566,13 +596,14 @@ def _correction_sd(act: dict[str, np.ndarray], table, names: list[str],
     The GTM models every region as uniform and the camera as one Gaussian; where that is not
     so (a renal cortex, a bladder wall, a response that widens with depth) its correction —
     the difference between the corrected activity and the activity observed in the VOI — is
-    off by a fraction of itself. That fraction is taken as ``ε = max(fwhm_rel_sd, 10 %)``, the
-    same relative model error as for the spill-in of :func:`_spill_in_dominated`, and summed
-    over the time points as a systematic error (common to all of them, Gear et al. 2018):
+    off by a fraction of itself, ``ε`` (:data:`CORRECTION_MODEL_REL`), summed over the time
+    points as a systematic error (common to all of them, Gear et al. 2018):
     ``σ_rel = ε Σ_t |a_t − a_obs,t| / Σ_t a_t``. Time points already regularised as spill-in
-    dominated carry their own term and are left out here.
+    dominated carry their own term and are left out here. ``model_rel`` (the FWHM's relative
+    σ) is not added: that part is the recovery term of :func:`_recovery_sd`.
     """
-    eps = max(model_rel, 0.1)
+    del model_rel
+    eps = CORRECTION_MODEL_REL
     out = {}
     for n in names:
         a = np.asarray(act[n], float)

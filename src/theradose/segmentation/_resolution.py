@@ -27,10 +27,12 @@ statistical σ of the individual fits (curvature of the residual, Bevington & Ro
 added in quadrature; it is the spread between VOIs, not photon noise, that dominates.
 
 **Camera resolution.** The image the pipeline corrects has been binned into the emission
-voxels (width ``w_e``), reconstructed as piecewise-constant voxels (``w_e`` again) and
-resampled by overlap onto the reference CT grid (``w_g``); each box adds ``w²/12`` to the
-variance, so the resolution of the emission image before resampling is estimated as
-``FWHM_cam² = FWHM² − 8 ln 2 · (2 w_e² + w_g²) / 12``.
+voxels (width ``w_e``), blurred by the camera, reconstructed as piecewise-constant voxels and
+resampled by overlap onto the reference CT grid (``w_g``). :func:`effective_fwhm` passes a
+uniform region's edge through that chain (1-D, averaged over the grids' relative phases) and
+fits it as the estimate does; :func:`camera_fwhm` inverts it. For a camera much wider than the
+voxels it tends to the variance sum ``FWHM² + 8 ln 2 · (2 w_e² + w_g²) / 12`` (each box adds
+``w²/12``); near the voxel sizes it is wider.
 
 References
 ----------
@@ -53,10 +55,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, optimize
 from threadpoolctl import threadpool_limits
 
 from theradose.errors import InputError
@@ -72,6 +75,9 @@ _MEDIAN_SE = math.sqrt(math.pi / 2.0)
 #: MAD → σ of a normal distribution.
 _MAD_SIGMA = 1.4826
 _TRUNCATE = 4.0
+#: Length (mm) of the 1-D edge profile and number of grid phases of the chain model.
+_CHAIN_LENGTH_MM = 240.0
+_CHAIN_PHASES = 8
 
 
 @dataclass(frozen=True)
@@ -133,22 +139,72 @@ class ResolutionEstimate:
                 "settings": dict(self.settings)}
 
 
+def _overlap(src_edges: np.ndarray, dst_edges: np.ndarray) -> np.ndarray:
+    """1-D overlap resampling matrix (mean-conserving): ``W[i, j]`` = |dst_i ∩ src_j| / |dst_i|."""
+    lo = np.maximum(dst_edges[:-1, None], src_edges[None, :-1])
+    hi = np.minimum(dst_edges[1:, None], src_edges[None, 1:])
+    return np.clip(hi - lo, 0.0, None) / np.diff(dst_edges)[:, None]
+
+
+@lru_cache(maxsize=256)
+def _chain_profiles(camera_fwhm_mm: float, we: float, wg: float) -> tuple[np.ndarray, np.ndarray]:
+    """A step edge on the grid (``w_g``) and its images through the chain, one per phase."""
+    n_g = round(_CHAIN_LENGTH_MM / wg)
+    g = (np.arange(n_g + 1) - n_g / 2) * wg
+    step = (np.arange(n_g) < n_g // 2).astype(float)  # uniform activity up to a voxel boundary
+    out = []
+    n_e = math.ceil(_CHAIN_LENGTH_MM / we) + 2
+    for k in range(_CHAIN_PHASES):
+        e = (np.arange(n_e + 1) - n_e / 2 - k / _CHAIN_PHASES) * we
+        em = _overlap(g, e) @ step  # binned into the emission voxels
+        if camera_fwhm_mm > 0:
+            em = ndimage.gaussian_filter1d(em, camera_fwhm_mm / FWHM_PER_SIGMA / we,
+                                           mode="nearest")
+        out.append(_overlap(e, g) @ em)  # piecewise-constant voxels, overlap onto the grid
+    return step, np.asarray(out)
+
+
 def effective_fwhm(camera_fwhm_mm: float, emission_voxel_mm: float, grid_voxel_mm: float
                    ) -> float:
     """Effective FWHM after binning into emission voxels and overlap resampling onto a grid.
 
-    ``sqrt(FWHM² + 8 ln 2 (2 w_e² + w_g²)/12)`` (module docstring), mm.
+    The width of the Gaussian (on the grid, sampled as :func:`estimate_fwhm` samples it) that
+    best fits, by least squares, a uniform region's edge passed through the imaging chain: binned
+    into emission voxels of ``w_e``, blurred by the camera's Gaussian on that grid, resampled by
+    overlap onto the grid of ``w_g``, averaged over the relative phases of the two grids. The
+    variance sum ``sqrt(FWHM² + 8 ln 2 (2 w_e² + w_g²)/12)`` is its limit for a camera FWHM
+    much wider than the voxels; near the voxel sizes the least-squares width is larger (a
+    Gaussian convolved with boxes is not a Gaussian): 9.09 vs 8.40 mm for a 7 mm camera with
+    3.3 mm voxels on a 5 mm grid, 12.85 vs 12.40 mm for 11 mm with 4.8 mm voxels — the widths
+    measured with the exact activity model on the virtual patients' 3-D chain were 8.84 and
+    12.92 mm.
     """
-    return math.sqrt(camera_fwhm_mm ** 2 + _BOX_FWHM2 * (2.0 * emission_voxel_mm ** 2
+    step, y = _chain_profiles(round(float(camera_fwhm_mm), 4), round(float(emission_voxel_mm),
+                                                                      4),
+                              round(float(grid_voxel_mm), 4))
+    wg = float(grid_voxel_mm)
+
+    def rss(s: float) -> float:
+        x = ndimage.gaussian_filter1d(step, s / FWHM_PER_SIGMA / wg, mode="nearest")
+        return float(np.sum((y - x) ** 2))
+
+    guess = math.sqrt(camera_fwhm_mm ** 2 + _BOX_FWHM2 * (2.0 * emission_voxel_mm ** 2
                                                           + grid_voxel_mm ** 2))
+    res = optimize.minimize_scalar(rss, bounds=(0.5 * guess, 1.5 * guess + 1.0),
+                                   method="bounded", options={"xatol": 1e-3})
+    return float(res.x)
 
 
 def camera_fwhm(effective_fwhm_mm: float, emission_voxel_mm: float, grid_voxel_mm: float
                 ) -> float | None:
     """Inverse of :func:`effective_fwhm`; None when the voxels alone explain the width."""
-    v = effective_fwhm_mm ** 2 - _BOX_FWHM2 * (2.0 * emission_voxel_mm ** 2
-                                               + grid_voxel_mm ** 2)
-    return math.sqrt(v) if v > 0 else None
+    def f(c: float) -> float:
+        return effective_fwhm(c, emission_voxel_mm, grid_voxel_mm) - effective_fwhm_mm
+
+    if f(0.0) >= 0.0:
+        return None
+    hi = max(2.0 * effective_fwhm_mm, 1.0)
+    return float(optimize.brentq(f, 0.0, hi, xtol=1e-3))
 
 
 def _grid(bounds: tuple[float, float], step_rel: float) -> np.ndarray:
@@ -360,14 +416,14 @@ def estimate_fwhm(image: np.ndarray, labels: np.ndarray, names: Mapping[int, str
         sources["__background__"] = bgm
     win = _Windows(img, sources, fitted, sp, float(window_mm), hi, max_rows)
     # coarse grid over the whole range, then a fine one around the median of the coarse minima
-    coarse = _grid((lo, hi), 0.25)
+    coarse = _grid((lo, hi), 0.35)
     with threadpool_limits(limits=1, user_api="blas"):  # small matrices: threads only cost
         rss_c = np.column_stack([win.rss(float(f)) for f in coarse])
     contrast = _contrasts(img, sources, fitted, np.ceil(float(window_mm) / sp).astype(int))
     first = [_minimum(coarse, rss_c[i], 1, 0)[0] for i, k in enumerate(fitted)
              if contrast[k] >= min_contrast]
     mid = float(np.median(first)) if first else math.sqrt(lo * hi)
-    fine = _grid((max(lo, mid / 1.3), min(hi, mid * 1.3)), step_rel)
+    fine = _grid((max(lo, mid / 1.2), min(hi, mid * 1.2)), step_rel)
     with threadpool_limits(limits=1, user_api="blas"):
         rss_f = np.column_stack([win.rss(float(f)) for f in fine])
     per_voi = {}
