@@ -64,6 +64,7 @@ from threadpoolctl import threadpool_limits
 
 from theradose.errors import InputError
 from theradose.segmentation._gtm import FWHM_PER_SIGMA
+from theradose.segmentation._gtm_local import _lsq
 from theradose.segmentation._gtm_regions import _bbox, _zyx_spacing
 
 __all__ = ["ResolutionEstimate", "camera_fwhm", "effective_fwhm", "estimate_fwhm"]
@@ -285,20 +286,8 @@ class _Windows:
 
 
 def _lsq_rss(x: np.ndarray, y: np.ndarray) -> float:
-    """Residual sum of squares of the least-squares fit of ``y`` by the columns of ``x``.
-
-    Normal equations (a few columns, many rows: far faster than an SVD), with the SVD
-    solution when they are singular (a source that barely reaches the window).
-    """
-    xtx = x.T @ x
-    try:
-        c = np.linalg.solve(xtx, x.T @ y)
-        if not np.all(np.isfinite(c)) or np.linalg.cond(xtx) > 1e12:
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        c = np.linalg.lstsq(x, y, rcond=None)[0]
-    r = y - x @ c
-    return float(r @ r)
+    """Residual sum of squares of the least-squares fit of ``y`` by the columns of ``x``."""
+    return _lsq(x, y)[0]
 
 
 def _contrasts(image: np.ndarray, sources: Mapping[str, np.ndarray], fitted: list[str],
