@@ -60,3 +60,18 @@ def test_validation(kwargs, exc, field, match):
     with pytest.raises(exc, match=match) as ei:
         confine_tia(args.pop("tia"), args.pop("inside"), **args)
     check_one_line(ei, field)
+
+
+def test_confine_frames_keeps_each_frame_total():
+    # conservation: every frame's total is kept, the outside share is reported exactly
+    from theradose.dose import confine_frames
+
+    inside = np.zeros((1, 1, 5), bool)
+    inside[0, 0, 1:4] = True
+    frames = np.array([[[[1.0, 2.0, 3.0, 4.0, 5.0]]], [[[0.0, 0.0, 0.0, 0.0, 0.0]]]])
+    out, moved = confine_frames(frames, inside)
+    assert out[0].ravel().tolist() == [0.0, 3.0, 3.0, 9.0, 0.0]  # 1 -> voxel 1, 5 -> voxel 3
+    assert moved == [6.0 / 15.0, 0.0]
+    assert out[1].sum() == 0.0
+    same, none = confine_frames(frames, np.ones((1, 1, 5), bool))
+    assert np.array_equal(same, frames) and none == [0.0, 0.0]

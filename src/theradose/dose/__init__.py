@@ -32,7 +32,7 @@ Monte Carlo, organ S-values, alpha emitters and the OpenGATE adapter are in
 
 from theradose.dose._cache import clear_cache
 from theradose.dose._compare_maps import DoseComparison, compare_dose_maps
-from theradose.dose._confine import confine_tia
+from theradose.dose._confine import confine_frames, confine_tia
 from theradose.dose._convolution import KernelConvolutionEngine
 from theradose.dose._dvh import DVH, dvh, dvh_table
 from theradose.dose._electron_kernel import electron_point_kernel, monoenergetic_electron_kernel
@@ -78,6 +78,7 @@ __all__ = [
     "clear_cache",
     "compare_dose_maps",
     "compare_engines",
+    "confine_frames",
     "confine_tia",
     "dose_rate_map",
     "dvh",

@@ -22,7 +22,7 @@ from scipy import ndimage
 from theradose.errors import GeometryMismatchError, InputError
 from theradose.volume import LabelMap, Volume
 
-__all__ = ["CONFINE_MODES", "confine_tia"]
+__all__ = ["CONFINE_MODES", "confine_frames", "confine_tia"]
 
 #: What happens to the TIA of voxels outside the body.
 CONFINE_MODES = ("nearest", "zero")
@@ -45,6 +45,42 @@ def _inside_mask(tia: Volume, inside: np.ndarray | Volume) -> np.ndarray:
         raise InputError("the body mask is empty; expected at least one voxel inside",
                          field="inside")
     return mask
+
+
+def confine_frames(frames: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """Move each frame's values outside ``inside`` to the nearest voxel inside (totals kept).
+
+    The mechanism of :func:`confine_tia` for a stack of frames on one grid (the time points of
+    a study): one distance transform (Euclidean, voxel units) serves them all.
+
+    Parameters
+    ----------
+    frames : (T, Z, Y, X) ndarray
+        Values that add (activity, TIA, variances).
+    inside : (Z, Y, X) bool ndarray
+        Voxels that may hold them.
+
+    Returns
+    -------
+    frames : (T, Z, Y, X) ndarray
+        Zero outside ``inside``; each frame's total unchanged.
+    moved : list of float
+        Per frame, the fraction of its total that was moved (0 for a zero frame).
+    """
+    a = np.asarray(frames, dtype=np.float64)
+    m = np.asarray(inside, dtype=bool)
+    if m.all() or not m.any():
+        return a.copy(), [0.0] * a.shape[0]
+    _, idx = ndimage.distance_transform_edt(~m, return_indices=True)
+    target = np.ravel_multi_index(tuple(i[~m] for i in idx), m.shape)
+    out = np.where(m, a, 0.0)
+    moved = []
+    for t in range(a.shape[0]):
+        outside = a[t][~m]
+        total = float(a[t].sum())
+        moved.append(float(outside.sum()) / total if total > 0 else 0.0)
+        np.add.at(out[t].reshape(-1), target, outside)
+    return out, moved
 
 
 def confine_tia(tia: Volume, inside: np.ndarray | Volume | LabelMap, *,
@@ -89,17 +125,18 @@ def confine_tia(tia: Volume, inside: np.ndarray | Volume | LabelMap, *,
     if not isinstance(tia, Volume) or isinstance(tia, LabelMap):
         raise InputError(f"expected a TIA Volume, got {type(tia).__name__}", field="tia")
     mask = _inside_mask(tia, inside)
-    a = np.asarray(tia.array, dtype=np.float64)
-    total = float(a.sum())
-    outside_share = float(a[~mask].sum()) / total if total else 0.0
-    out = np.where(mask, a, 0.0)
-    var = None if tia.sigma is None else np.where(mask, np.asarray(tia.sigma, float) ** 2, 0.0)
-    if mode == "nearest" and not mask.all():
-        _, idx = ndimage.distance_transform_edt(~mask, return_indices=True)
-        target = tuple(i[~mask] for i in idx)
-        np.add.at(out, target, a[~mask])
-        if var is not None:
-            np.add.at(var, target, np.asarray(tia.sigma, float)[~mask] ** 2)
+    frames = [np.asarray(tia.array, dtype=np.float64)]
+    if tia.sigma is not None:  # variances move with the values (independent voxel errors)
+        frames.append(np.asarray(tia.sigma, dtype=np.float64) ** 2)
+    stack = np.stack(frames)
+    if mode == "nearest":
+        stack, moved = confine_frames(stack, mask)
+    else:
+        total = float(stack[0].sum())
+        moved = [float(stack[0][~mask].sum()) / total if total else 0.0]
+        stack = np.where(mask, stack, 0.0)
+    out, outside_share = stack[0], moved[0]
+    var = stack[1] if tia.sigma is not None else None
     what = ("moved to the nearest voxel inside" if mode == "nearest" else "set to zero")
     return tia.replace(array=out, sigma=None if var is None else np.sqrt(var),
                        note=f"TIA outside the body ({100 * outside_share:.3g} % of the total) "

@@ -22,7 +22,6 @@ from theradose.pipeline._cache import StageCache, fingerprint, stage_key
 from theradose.pipeline._config import PipelineConfig
 from theradose.pipeline._dose import dose_stage
 from theradose.pipeline._warnings import collect_warnings
-from theradose.segmentation import body_contour
 from theradose.volume import LabelMap, Volume
 
 __all__ = ["SCHEMA", "run_pipeline"]
@@ -279,7 +278,7 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     # the exported maps are the dose to the patient: outside the body contour (the External
     # structure, AAPM TG-263) they are 0, as a planning system reports them; what was there
     # (photon and electron dose in the air at the skin) is recorded per engine
-    body = body_contour(reg["ct_hu"])
+    body = kin["body"]  # segmentation.body_contour of the reference CT
     dose_maps = {}
     for e, r in maps.items():
         d = np.clip(r.dose.array, 0.0, None)

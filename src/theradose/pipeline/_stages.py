@@ -288,7 +288,8 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     table = organ_tacs(study, labels, vois=names, margin_mm=kin["margin_mm"])
     # the patient: external contour (lungs and gas inside), and the part of it that can hold
     # activity (tissue and lung parenchyma; not gas pockets and their partial-volume edges)
-    tissue = activity_region(reg["ct_hu"], body_contour(reg["ct_hu"]), grid.spacing_mm)
+    body = body_contour(reg["ct_hu"])
+    tissue = activity_region(reg["ct_hu"], body, grid.spacing_mm)
     pvc: dict[str, Any] = {"applied": False}
     if kin["pvc"] == "gtm":
         kin = {**kin, **_resolution(reg, labels, kin, tissue)}
@@ -316,11 +317,12 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
     # voxel TIA map: activity per voxel (MBq) in the body's tissue; the counts the camera's
     # blur put outside it (air around the skin, gas, an air-filled VOI) go to the nearest
     # voxel inside (total kept: the activity is the patient's, not the air's)
+    from theradose.dose import confine_frames
+
     vml = grid.voxel_volume_ml
     act = reg["emission_bq_ml"].astype(np.float64) * (vml * 1e-6)
-    inside = tissue  # VOI voxels of air (a tracheal lumen) hold no activity either
-    act, moved = _confine(act, inside)
-    mask = inside & (act.max(axis=0) > 0)
+    act, moved = confine_frames(act, tissue)  # air VOI voxels (a lumen) hold none either
+    mask = tissue & (act.max(axis=0) > 0)
     vf = fit_voxels(times, act, mask, nuclide=adm.nuclide, models=kin["voxel_models"],
                     relative_sigma=kin["relative_sigma"], criterion=kin["criterion"])
     tia = np.where(mask, np.nan_to_num(np.asarray(vf.tia, float)), 0.0)
@@ -336,7 +338,7 @@ def _kinetics(reg: dict[str, Any], labels: LabelMap, cfg) -> dict[str, Any]:
             # per VOI: voxels whose fit was kept, replaced by trapezoid + physical tail (low
             # counts, noise) or capped at the data bound (kinetics._voxel_bounds)
             "voxel_status": {n: vf.status_counts(labels.mask(n)) for n in names},
-            "activity_moved_into_body": moved,
+            "activity_moved_into_body": moved, "body": body,
             "pvc": pvc}
 
 
@@ -402,28 +404,6 @@ def _voxels_to_organ_tia(tia: np.ndarray, sig: np.ndarray, labels: LabelMap,
             tia[m] *= f
             sig[m] *= f
             pvc["voxel_scale"][n] = f
-
-
-def _confine(act: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """Move each frame's activity outside ``inside`` to the nearest voxel inside.
-
-    Returns the frames and, per frame, the fraction of its total that was moved
-    (:func:`theradose.dose.confine_tia` for a time series: one distance transform).
-    """
-    from scipy import ndimage
-
-    if inside.all() or not inside.any():
-        return act, [0.0] * act.shape[0]
-    _, idx = ndimage.distance_transform_edt(~inside, return_indices=True)
-    target = np.ravel_multi_index(tuple(i[~inside] for i in idx), inside.shape)
-    out = np.where(inside, act, 0.0)
-    moved = []
-    for t in range(act.shape[0]):
-        outside = act[t][~inside]
-        total = float(act[t].sum())
-        moved.append(float(outside.sum()) / total if total > 0 else 0.0)
-        np.add.at(out[t].reshape(-1), target, outside)
-    return out, moved
 
 
 def _resolution(reg: dict[str, Any], labels: LabelMap, kin: dict[str, Any],
@@ -504,8 +484,7 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
     grid: Geometry = reg["geometry"]
     fwhm_mm = float(kin["fwhm_mm"])
     keep = {v: n for v, n in labels.names.items() if n in names}
-    body = tissue
-    regions = gtm_regions(labels.array, keep, body, grid.spacing_mm, fwhm_mm,
+    regions = gtm_regions(labels.array, keep, tissue, grid.spacing_mm, fwhm_mm,
                           roi_margin_mm=kin["gtm_roi_margin_mm"],
                           shell_mm=kin["gtm_shell_mm"],
                           reference_image=reg["emission_bq_ml"][int(reg["reference"])],
@@ -550,7 +529,7 @@ def _gtm_table(table, reg: dict[str, Any], labels: LabelMap, names: list[str],
                     ", ".join(f"{float(reg['times_h'][t]):g}" for t in rec["time_points"]),
                     100 * rec_sd[n])
     act = {n: np.maximum(tot[n], 0.0) * 1e-6 for n in names}  # Bq -> MBq
-    model_sd = _correction_sd(act, table, names, spill, float(kin["gtm_fwhm_rel_sd"]))
+    model_sd = _correction_sd(act, table, names, spill)
     for n, v in model_sd.items():
         rec_sd[n] = math.hypot(rec_sd.get(n, 0.0), v)
     conc = {n: act[n] * 1e6 / float(table.volume_ml[n]) for n in names}
@@ -590,7 +569,7 @@ CORRECTION_MODEL_REL = 0.06
 
 
 def _correction_sd(act: dict[str, np.ndarray], table, names: list[str],
-                   spill: dict[str, dict[str, Any]], model_rel: float) -> dict[str, float]:
+                   spill: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Relative σ of each VOI's corrected activity from the GTM's model error.
 
     The GTM models every region as uniform and the camera as one Gaussian; where that is not
@@ -599,10 +578,9 @@ def _correction_sd(act: dict[str, np.ndarray], table, names: list[str],
     off by a fraction of itself, ``ε`` (:data:`CORRECTION_MODEL_REL`), summed over the time
     points as a systematic error (common to all of them, Gear et al. 2018):
     ``σ_rel = ε Σ_t |a_t − a_obs,t| / Σ_t a_t``. Time points already regularised as spill-in
-    dominated carry their own term and are left out here. ``model_rel`` (the FWHM's relative
-    σ) is not added: that part is the recovery term of :func:`_recovery_sd`.
+    dominated carry their own term and are left out here. The FWHM's own uncertainty is the
+    recovery term of :func:`_recovery_sd`, not this one.
     """
-    del model_rel
     eps = CORRECTION_MODEL_REL
     out = {}
     for n in names:
