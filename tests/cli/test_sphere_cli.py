@@ -77,7 +77,8 @@ def test_sphere_cli_isolated_photons(capsys):
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["--mass-g", "abc"], r"field=--mass-g.*'abc'"),
+    (["--mass-g", "abc"], r"^error: --mass-g: expected numbers in g separated by commas, got "
+                          r"'abc'$"),
     (["--mass-g", "1,-2"], r"field=mass_g.*-2"),
     (["--mass-g", "1", "--density", "0"], r"field=density_g_cm3"),
     (["--mass-g", "1", "--classes", "neutron"], r"field=classes.*neutron"),
@@ -97,5 +98,6 @@ def test_sphere_cli_unknown_nuclide(capsys):
 
 def test_parse_masses():
     assert parse_masses(" 0.1, 1 ,10") == [0.1, 1.0, 10.0]
-    with pytest.raises(InputError, match=r"field=--mass-g.*'1;2'"):
+    with pytest.raises(InputError, match=r"^--mass-g: expected numbers .*'1;2'$") as e:
         parse_masses("1;2")
+    assert e.value.field == "--mass-g"

@@ -42,7 +42,7 @@ def _ball_kernel(radius_mm: float, e_kev: float = 1000.0, rho: float = 1.0):
 
 def _assert_one_line(exc: pytest.ExceptionInfo, field: str) -> None:
     msg = str(exc.value)
-    assert "\n" not in msg and f"field={field}" in msg
+    assert "\n" not in msg and exc.value.field == field and msg.startswith(f"{field}: ")
 
 
 # ----------------------------------------------------------------------------- conservation
@@ -196,6 +196,39 @@ def test_bad_integration_arguments(kw, field):
     _assert_one_line(exc, field)
 
 
+def test_huge_box_is_refused_with_exact_count():
+    # 3 mm at 2^-20 mm voxels: n = 3·2^20 = 3145728 per side, (2n + 1)^3 = 6291457^3
+    # = 249031163742353620993 voxels (exact integer arithmetic); the old int64 product wrapped
+    # around to a negative number and passed the size check.
+    h = 2.0 ** -20
+    assert 6291457 ** 3 == 249031163742353620993
+    with pytest.raises(InputError, match=r"^radius_mm: kernel box too large: radius 3 mm at "
+                                         r"\(9\.53674e-07, 9\.53674e-07, 9\.53674e-07\) mm "
+                                         r"voxels needs 2\.49e\+20 voxels, more than 40000000")\
+            as exc:
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), h, radius_mm=3.0)
+    _assert_one_line(exc, "radius_mm")
+    # default radius (the kernel's 5 mm extent): the voxel size is what is at fault
+    with pytest.raises(InputError, match=r"kernel box too large: radius 5 mm") as exc:
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), h)
+    _assert_one_line(exc, "voxel_mm")
+    # ratio radius/h overflows float64: refused, not an OverflowError
+    with pytest.raises(InputError, match=r"needs infinitely many voxels") as exc:
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), 1e-300, radius_mm=1e10)
+    _assert_one_line(exc, "radius_mm")
+
+
+def test_anisotropic_near_field_grid_is_refused():
+    # box of 3x3x3 voxels, but the near field reaches min(r2 = 6·1 mm, extent 5 mm) = 5 mm:
+    # floor(5 / 2^-20) + 2 = 5242882 cells along x, floor(5 / 1) + 2 = 7 along y and z:
+    # 5242882 x 7 x 7 = 256901218 cells
+    with pytest.raises(InputError, match=r"near-field grid too large: .* needs 256901218 "
+                                         r"voxels") as exc:
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), (2.0 ** -20, 1.0, 1.0),
+                                   radius_mm=1e-7)
+    _assert_one_line(exc, "voxel_mm")
+
+
 def test_not_a_kernel():
     with pytest.raises(InputError, match="RadialKernel") as exc:
         voxel_s_values_from_kernel(np.ones(3), 1.0)
@@ -215,7 +248,10 @@ def test_nuclide_level_validation(tmp_path, kw, field, match):
     args = {"voxel_mm": 4.0, **kw}
     with pytest.raises(InputError, match=match) as exc:
         voxel_s_values("Lu-177", args.pop("voxel_mm"), cache_dir=str(tmp_path), **args)
-    _assert_one_line(exc, field)
+    if field == "medium":  # raised by dose/_media.get_medium, which writes "(field=medium)"
+        assert "\n" not in str(exc.value) and "field=medium" in str(exc.value)
+    else:
+        _assert_one_line(exc, field)
 
 
 def test_unknown_nuclide(tmp_path):

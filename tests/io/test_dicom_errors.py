@@ -131,7 +131,8 @@ def test_contradictory_orientation_and_rows(tmp_path):
     _edit(files[3], ImageOrientationPatient=[0, 1, 0, 1, 0, 0])
     with pytest.raises(DicomTagError, match=r"CT_0004\.dcm: ImageOrientationPatient: \[0, 1, 0, "
                                             r"1, 0, 0\] differs from \[1, 0, 0, 0, 1, 0\] in "
-                                            r"CT_0001\.dcm \(mixed series\?\)"):
+                                            r"CT_0001\.dcm and 2 other files \(mixed "
+                                            r"series\?\)"):
         read_ct(tmp_path / "ct")
     files = _ct(tmp_path, "ct2")
     _edit(files[1], Rows=4)
@@ -140,14 +141,96 @@ def test_contradictory_orientation_and_rows(tmp_path):
 
 
 def test_missing_slice_and_duplicate_slice(tmp_path):
+    # 4 slices 2 mm apart (z = 0, 2, 4, 6); without CT_0002 the gaps are 4, 2 mm (median 3)
     files = _ct(tmp_path)
     files[1].unlink()
-    with pytest.raises(DicomTagError, match=r"ct: ImagePositionPatient: slice spacing is uneven"):
+    with pytest.raises(DicomTagError, match=r"ct: ImagePositionPatient: slice spacing is uneven "
+                                            r"\(2\.000-4\.000 mm\): 4\.000 mm between "
+                                            r"CT_0001\.dcm and CT_0003\.dcm, 3\.000 mm \(median\) "
+                                            r"elsewhere, 2 of 2 gaps off by > 1%; missing") as e:
         read_ct(tmp_path / "ct")
+    _one_line(e)
     files = _ct(tmp_path, "dup")
-    shutil.copy(files[0], tmp_path / "dup" / "copy.dcm")
-    with pytest.raises(DicomTagError, match=r"dup: ImagePositionPatient: two slices share"):
+    shutil.copy(files[2], tmp_path / "dup" / "copy.dcm")
+    with pytest.raises(DicomTagError, match=r"dup: ImagePositionPatient: two slices share the same "
+                                            r"position: CT_0003\.dcm and copy\.dcm at 4\.000 mm "
+                                            r"along the slice normal \(duplicate"):
         read_ct(tmp_path / "dup")
+
+
+def test_shifted_first_slice_names_its_gap(tmp_path):
+    # z = -0.5, 2, 4, 6: gaps 2.5, 2, 2 (median 2): the odd gap is after the first file
+    files = _ct(tmp_path, n=4)
+    _edit(files[0], ImagePositionPatient=[0.0, 0.0, -0.5])
+    with pytest.raises(DicomTagError, match=r"ct: ImagePositionPatient: slice spacing is uneven "
+                                            r"\(2\.000-2\.500 mm\): 2\.500 mm between "
+                                            r"CT_0001\.dcm and CT_0002\.dcm, 2\.000 mm \(median\) "
+                                            r"elsewhere, 1 of 3 gaps"):
+        read_ct(tmp_path / "ct")
+
+
+@pytest.mark.parametrize(("changes", "field", "odd", "ref"), [
+    ({"Rows": 0}, "Rows", "0", "3"),
+    ({"Rows": 5}, "Rows", "5", "3"),
+    ({"Columns": 7}, "Columns", "7", "4"),
+    ({"PixelSpacing": [2, 2]}, "PixelSpacing", r"\[2, 2\]", r"\[1\.5, 1\]"),
+])
+@pytest.mark.parametrize("index", [0, 1, 3])
+def test_the_odd_slice_is_blamed_not_its_neighbour(tmp_path, changes, field, odd, ref, index):
+    # The reference is the value most files hold: the first file, when odd, is the one named.
+    files = _ct(tmp_path)
+    _edit(files[index], **changes)
+    name = files[index].name.replace(".", r"\.")
+    other = files[1 if index == 0 else 0].name.replace(".", r"\.")
+    with pytest.raises(DicomTagError, match=rf"/{name}: {field}: {odd} differs from {ref} in "
+                                            rf"{other} and 2 other files \(mixed series\?\)$") \
+            as e:
+        read_ct(tmp_path / "ct")
+    assert e.value.field == field and e.value.file == str(files[index])
+
+
+def test_two_odd_slices_are_counted(tmp_path):
+    files = _ct(tmp_path, n=5)
+    _edit(files[0], Rows=5)
+    _edit(files[3], Rows=6)
+    with pytest.raises(DicomTagError, match=r"CT_0001\.dcm: Rows: 5 differs from 3 in "
+                                            r"CT_0002\.dcm and 2 other files; 2 of 5 files "
+                                            r"differ \(mixed series\?\)"):
+        read_ct(tmp_path / "ct")
+
+
+@pytest.mark.parametrize("index", [0, 2, 3])
+def test_zero_byte_slice_is_named(tmp_path, index):
+    # Skipping it would drop a slice: silently at either end of the stack (no gap is left).
+    files = _ct(tmp_path)
+    files[index].write_bytes(b"")
+    with pytest.raises(UnreadableFileError, match=rf"/CT_000{index + 1}\.dcm: file is empty "
+                                                  r"\(0 bytes: no DICOM header, no PixelData\)") \
+            as e:
+        read_ct(tmp_path / "ct")
+    assert e.value.file == str(files[index])
+    with pytest.raises(UnreadableFileError, match=rf"CT_000{index + 1}\.dcm: file is empty"):
+        list_series(tmp_path / "ct")
+
+
+def test_zero_byte_hidden_file_is_ignored(tmp_path):
+    _ct(tmp_path)
+    (tmp_path / "ct" / ".keep").write_bytes(b"")
+    assert read_ct(tmp_path / "ct").shape[0] == 4
+
+
+@pytest.mark.parametrize("index", [0, 2])
+@pytest.mark.parametrize(("value", "what"), [(None, r"no pixel data"),
+                                             (b"", r"empty \(0 bytes of pixel data")])
+def test_slice_without_pixel_data_is_named(tmp_path, index, value, what):
+    files = _ct(tmp_path)
+    if value is None:
+        _edit(files[index], PixelData=None)
+    else:
+        _edit(files[index], PixelData=value)
+    with pytest.raises(DicomTagError, match=rf"/CT_000{index + 1}\.dcm: PixelData: {what}") as e:
+        read_ct(tmp_path / "ct")
+    assert e.value.field == "PixelData" and e.value.file == str(files[index])
 
 
 def test_missing_rescale_is_an_oddity(tmp_path):

@@ -1,5 +1,6 @@
 """Reconstructed SPECT (NM): round trips, counts -> Bq/mL, administration, geometry variants."""
 
+import copy
 import warnings
 from datetime import datetime
 
@@ -131,12 +132,84 @@ def test_counts_without_duration(tmp_path):
     g = Geometry((1, 2, 2), (4.0, 4.0, 4.0))
     p = write_nm(Volume(np.ones(g.shape), g, unit="counts"), tmp_path / "nm.dcm")
     assert len(pydicom.dcmread(p).RotationInformationSequence) == 0
-    with pytest.raises(InputError, match=r"nm\.dcm: acquisition_duration_s: counts -> Bq/mL "
-                                         r"needs the acquisition duration"):
+    with pytest.raises(InputError, match=r"nm\.dcm: RotationInformationSequence: present but "
+                                         r"has no items; counts -> Bq/mL needs the acquisition "
+                                         r"duration"):
         read_nm(p, calibration_cps_per_mbq=10.0)
     v = read_nm(p, calibration_cps_per_mbq=10.0, acquisition_duration_s=100.0)
     np.testing.assert_allclose(v.array, 1 / 1000 * 1e6 / 0.064)  # 15625 Bq/mL
     assert read_nm(p).meta["acquisition_duration_s"] is None
+
+
+def _two_rotations(tmp_path, **item1):
+    """Counts file of 1800 s, given a second rotation (a copy of the first) edited by item1."""
+    g = Geometry((1, 2, 2), (4.0, 4.0, 4.0))
+    p = _write(tmp_path, Volume(np.full(g.shape, 100.0), g, unit="counts"))
+    ds = pydicom.dcmread(p)
+    seq = ds.RotationInformationSequence
+    seq.append(copy.deepcopy(seq[0]))
+    for k, v in item1.items():
+        if v is None:
+            delattr(seq[1], k)
+        else:
+            setattr(seq[1], k, v)
+    ds.save_as(p)
+    return p
+
+
+def test_two_rotations_add_up(tmp_path):
+    # 2 rotations x 60 frames x 30000 ms = 3600 s; 100 / (3600 x 10) x 1e6 / 0.064 Bq/mL
+    v = read_nm(_two_rotations(tmp_path), calibration_cps_per_mbq=10.0)
+    assert v.meta["acquisition_duration_s"] == 3600.0
+    np.testing.assert_allclose(v.array, 100 / 36000 * 1e6 / 0.064, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("item1", "field", "what"), [
+    ({"ActualFrameDuration": 0}, r"RotationInformationSequence\[1\]\.ActualFrameDuration",
+     r"0 ms \(must be > 0\)"),
+    ({"ActualFrameDuration": None}, r"RotationInformationSequence\[1\]\.ActualFrameDuration",
+     r"absent in item 1 of 2"),
+    ({"NumberOfFramesInRotation": None},
+     r"RotationInformationSequence\[1\]\.NumberOfFramesInRotation", r"absent in item 1 of 2"),
+    ({"NumberOfFramesInRotation": 0},
+     r"RotationInformationSequence\[1\]\.NumberOfFramesInRotation",
+     r"0 \(must be an integer >= 1\)"),
+])
+def test_unusable_rotation_item_is_named(tmp_path, item1, field, what):
+    # The sequence is there: the message names the item and field at fault, not "absent".
+    p = _two_rotations(tmp_path, **item1)
+    with pytest.raises(InputError, match=rf"spect\.dcm: {field}: {what}; counts -> Bq/mL needs "
+                                         r"the acquisition duration .* give it as "
+                                         r"acquisition_duration_s: read_nm\(") as e:
+        read_nm(p, calibration_cps_per_mbq=10.0)
+    assert e.value.field.replace("\\", "") == field.replace("\\", "")
+    assert "\n" not in str(e.value) and "pass acquisition_duration_s" not in str(e.value)
+    # not needed (no calibration): read, with a warning that names the same field
+    with pytest.warns(TheradoseWarning, match=rf"spect\.dcm: {field}: {what}; the acquisition "
+                                              r"duration is unknown"):
+        v = read_nm(p)
+    assert v.meta["acquisition_duration_s"] is None
+    with pytest.raises(InputError, match=rf"{field}: {what}"):
+        read_nm(p, strict=True)
+    # the argument replaces the file's duration: no warning, no error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = read_nm(p, calibration_cps_per_mbq=10.0, acquisition_duration_s=1800.0)
+    np.testing.assert_allclose(v.array, 100 / 18000 * 1e6 / 0.064, rtol=1e-12)
+
+
+def test_absent_rotation_sequence(tmp_path):
+    g = Geometry((1, 2, 2), (4.0, 4.0, 4.0))
+    p = _write(tmp_path, Volume(np.ones(g.shape), g, unit="counts"))
+    ds = pydicom.dcmread(p)
+    del ds.RotationInformationSequence
+    ds.save_as(p)
+    with pytest.raises(InputError, match=r"spect\.dcm: RotationInformationSequence: absent; "
+                                         r"counts -> Bq/mL needs"):
+        read_nm(p, calibration_cps_per_mbq=10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an absent sequence is not an oddity without calibration
+        assert read_nm(p).meta["acquisition_duration_s"] is None
 
 
 def test_bad_calibration_arguments(tmp_path):

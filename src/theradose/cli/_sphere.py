@@ -25,8 +25,8 @@ def parse_masses(text: str) -> list[float]:
     try:
         return [float(t) for t in items]
     except ValueError:
-        raise InputError(f"expected numbers in g separated by commas (field=--mass-g): "
-                         f"got {text!r}") from None
+        raise InputError(f"expected numbers in g separated by commas, got {text!r}",
+                         field="--mass-g") from None
 
 
 def sphere_document(results: list[SphereResult]) -> dict[str, Any] | list[dict[str, Any]]:

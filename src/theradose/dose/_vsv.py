@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,8 +94,8 @@ def _voxel_tuple(voxel_mm: float | Sequence[float]) -> tuple[float, float, float
     if arr.size == 1:
         arr = np.repeat(arr, 3)
     if arr.shape != (3,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise InputError(f"invalid voxel size (field=voxel_mm): got {voxel_mm!r}, expected one "
-                         "positive number (cubic) or three (x, y, z) in mm")
+        raise InputError(f"invalid voxel size: got {voxel_mm!r}, expected one positive number "
+                         "(cubic) or three (x, y, z) in mm", field="voxel_mm")
     return (float(arr[0]), float(arr[1]), float(arr[2]))
 
 
@@ -106,7 +106,7 @@ def _positive(value: Any, name: str, *, integer: bool = False) -> Any:
               and (not integer or float(value) == int(value)))
     if not ok:
         kind = "a positive integer" if integer else "a positive number"
-        raise InputError(f"invalid {name} (field={name}): got {value!r}, expected {kind}")
+        raise InputError(f"got {value!r}, expected {kind}", field=name)
     return int(value) if integer else float(value)
 
 
@@ -114,9 +114,38 @@ def _classes_tuple(classes: Sequence[str] | str) -> tuple[str, ...]:
     items = (classes,) if isinstance(classes, str) else tuple(classes)
     out = tuple(dict.fromkeys(str(c).strip().lower() for c in items))
     if not out or any(c not in _CLASSES for c in out):
-        raise InputError(f"invalid emission classes (field=classes): got {classes!r}, expected "
-                         f"a non-empty subset of {list(_CLASSES)}")
+        raise InputError(f"invalid emission classes: got {classes!r}, expected a non-empty "
+                         f"subset of {list(_CLASSES)}", field="classes")
     return tuple(c for c in _CLASSES if c in out)  # canonical order
+
+
+def _half_widths(ratio: np.ndarray, cells: Callable[[float], int]) -> list[int] | None:
+    """``cells(q)`` per axis as exact Python integers; None when a ratio is not finite."""
+    qs = [float(q) for q in ratio]
+    return None if not all(math.isfinite(q) for q in qs) else [int(cells(q)) for q in qs]
+
+
+def _ratio(length_mm: float, h: np.ndarray) -> np.ndarray:
+    """``length_mm / h`` per axis; an overflow gives inf (refused by the caller), not a warning."""
+    with np.errstate(over="ignore"):
+        return length_mm / h
+
+
+def _box_voxels(half: list[int] | None, width: Callable[[int], int]) -> float | int:
+    """Exact voxel count of a box with ``width(n)`` voxels per axis (inf when unbounded)."""
+    return math.inf if half is None else math.prod(width(n) for n in half)
+
+
+def _mm(h: np.ndarray) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in h) + ")"
+
+
+def _count(n: float | int) -> str:
+    """An exact count, shortened to ``d.dde+N`` past 15 digits (no float overflow)."""
+    if n == math.inf:
+        return "infinitely many"
+    digits = str(int(n))
+    return digits if len(digits) <= 15 else f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
 
 
 def _kernel_extent_mm(kernel: RadialKernel) -> float:
@@ -293,25 +322,29 @@ def voxel_s_values_from_kernel(
     1.0
     """
     if not isinstance(point_kernel, RadialKernel):
-        raise InputError(f"invalid point kernel (field=point_kernel): got "
-                         f"{type(point_kernel).__name__}, expected a RadialKernel")
+        raise InputError(f"got {type(point_kernel).__name__}, expected a RadialKernel",
+                         field="point_kernel")
     h = np.array(_voxel_tuple(voxel_mm))
     n_samples = _positive(n_samples, "n_samples", integer=True)
     n_replicas = _positive(n_replicas, "n_replicas", integer=True)
     near_voxels = _positive(near_voxels, "near_voxels")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise InputError(f"invalid seed (field=seed): got {seed!r}, expected an integer >= 0")
+        raise InputError(f"got {seed!r}, expected an integer >= 0", field="seed")
     extent = _kernel_extent_mm(point_kernel)
     if radius_mm is None:
         radius = min(extent, DEFAULT_RADIUS_MM)
     else:
         radius = _positive(radius_mm, "radius_mm")
-    n_xyz = np.maximum(np.ceil(radius / h - 1e-9).astype(int), 1)
-    n_vox = int(np.prod(2 * n_xyz + 1))
+    # exact integers: a tiny voxel or huge radius would wrap around in int64
+    n_half = _half_widths(_ratio(radius, h), lambda q: max(math.ceil(q - 1e-9), 1))
+    n_vox = _box_voxels(n_half, lambda n: 2 * n + 1)
     if n_vox > MAX_KERNEL_VOXELS:
-        raise InputError(f"kernel box too large (field=radius_mm): {radius} mm at {tuple(h)} mm "
-                         f"voxels needs {n_vox} voxels, more than {MAX_KERNEL_VOXELS}; pass a "
-                         "smaller radius_mm")
+        field = "voxel_mm" if radius_mm is None else "radius_mm"
+        raise InputError(f"kernel box too large: radius {radius:g} mm at "
+                         f"{_mm(h)} mm voxels needs {_count(n_vox)} voxels, more than "
+                         f"{MAX_KERNEL_VOXELS}; pass a smaller radius_mm or larger voxels",
+                         field=field)
+    n_xyz = np.array(n_half, dtype=np.int64)  # each <= MAX_KERNEL_VOXELS now
 
     hmax = float(h.max())
     r1 = near_voxels * hmax
@@ -327,7 +360,14 @@ def voxel_s_values_from_kernel(
     far_kev = kern.shell_kev * (1.0 - s)
 
     # near field on an octant grid large enough for every deposit, then cropped to the box
-    near_n = np.maximum(np.floor(min(r2, extent) / h).astype(int) + 2, n_xyz + 1)
+    near_half = _half_widths(_ratio(min(r2, extent), h), lambda q: math.floor(q) + 2)
+    near_n_vox = _box_voxels(near_half, lambda n: n)
+    if near_n_vox > MAX_KERNEL_VOXELS:  # very anisotropic voxels: r2 spans many small sides
+        raise InputError(f"near-field grid too large: near_voxels {near_voxels:g} x {hmax:g} mm "
+                         f"at {_mm(h)} mm voxels needs {_count(near_n_vox)} voxels, more than "
+                         f"{MAX_KERNEL_VOXELS}; use voxels closer to cubic or a smaller "
+                         "near_voxels", field="voxel_mm")
+    near_n = np.maximum(np.array(near_half, dtype=np.int64), n_xyz + 1)
     oct_shape = tuple(int(v) for v in (n_xyz[::-1] + 1))
     e_oct = np.zeros(oct_shape)
     s_oct = np.zeros(oct_shape)
@@ -524,12 +564,12 @@ def voxel_s_values(
     opts = {k: dict(v) for k, v in (kernel_options or {}).items()}
     unknown = set(opts) - set(_CLASSES)
     if unknown:
-        raise InputError(f"invalid kernel_options (field=kernel_options): keys {sorted(unknown)}, "
-                         f"expected emission classes {list(_CLASSES)}")
+        raise InputError(f"unknown keys {sorted(unknown)}, expected emission classes "
+                         f"{list(_CLASSES)}", field="kernel_options")
     emits = [c for c in cls if getattr(nuc.energy_per_decay_kev, c) > 0]
     if not emits:
-        raise InputError(f"{nuc.name} emits no {'/'.join(cls)} energy in ICRP-107 "
-                         "(field=classes): nothing to compute")
+        raise InputError(f"{nuc.name} emits no {'/'.join(cls)} energy in ICRP-107: nothing to "
+                         "compute", field="classes")
     modules = ("theradose.dose._vsv", "theradose.dose._voxel_kernel", *_COMMON_MODULES,
                *(m for c in emits for m in _POINT_MODULES[c]))
     params = {"nuclide": nuc.name, "voxel_mm": list(vox), "medium": med.name,

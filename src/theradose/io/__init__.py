@@ -6,6 +6,7 @@ overwrite existing files unless told to.
 """
 
 from theradose.io._administration import Administration
+from theradose.io._decay import undo_decay_correction
 from theradose.io._dicom_read import list_series, read_ct, read_dicom_series, read_nm, read_pt
 from theradose.io._dicom_write import DicomStudyInfo, write_ct_series, write_nm, write_pt_series
 from theradose.io._nifti import (
@@ -24,6 +25,7 @@ from theradose.io._seg import read_seg, read_seg_masks, write_seg
 from theradose.io._study import Study, TimePoint, load_study
 from theradose.io._suv import suv_bw_factor, to_suv
 from theradose.io._uids import reproducible_dicom
+from theradose.io._walk import study_files
 
 __all__ = [
     "Administration",
@@ -49,8 +51,10 @@ __all__ = [
     "reproducible_dicom",
     "rtstruct_to_labelmap",
     "sidecar_path",
+    "study_files",
     "suv_bw_factor",
     "to_suv",
+    "undo_decay_correction",
     "write_ct_series",
     "write_labelmap",
     "write_nifti",

@@ -72,11 +72,28 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def list_dicom_files(folder: str | Path) -> list[Path]:
-    """All DICOM files (by preamble) below ``folder``, sorted by path."""
+    """All DICOM files (by preamble) below ``folder``, sorted by path.
+
+    The folder is walked by :func:`theradose.io.study_files`: symbolic links followed, hidden
+    files and folders left out, a file reached twice read once.
+
+    Files without the preamble are skipped, except empty ones: a 0-byte file (not hidden) is
+    most often a slice lost in a copy, and skipping it would silently drop that slice (at the
+    end of the stack, without even a gap), so it raises :class:`UnreadableFileError`.
+    """
+    from theradose.io._walk import study_files
+
     root = Path(folder)
     if not root.is_dir():
         raise UnreadableFileError("folder does not exist", file=root)
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_dicom_file(p))
+    out = []
+    for p in study_files(root)[0]:  # links followed, hidden entries left out, each file once
+        if p.stat().st_size == 0:
+            raise UnreadableFileError("file is empty (0 bytes: no DICOM header, no PixelData); "
+                                      "a slice lost in a copy? restore or remove it", file=p)
+        if is_dicom_file(p):
+            out.append(p)
+    return out
 
 
 def require(ds, keyword: str, *, file: str | Path | None = None, what: str = ""):
@@ -144,9 +161,17 @@ def slice_axes(orientation, *, file=None) -> tuple[np.ndarray, np.ndarray, np.nd
     return row, col, np.cross(row, col)
 
 
+def _slice_labels(names: Sequence[str] | None, n: int) -> list[str]:
+    if names is None:
+        return [f"slice {i}" for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for {n} slices")
+    return [str(x) for x in names]
+
+
 def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows: int,
-                         n_cols: int, *, file=None, spacing_between_slices: float | None = None
-                         ) -> tuple[Geometry, np.ndarray]:
+                         n_cols: int, *, file=None, spacing_between_slices: float | None = None,
+                         names: Sequence[str] | None = None) -> tuple[Geometry, np.ndarray]:
     """Grid of a stack of parallel slices from ImagePositionPatient / ImageOrientationPatient.
 
     Parameters
@@ -159,7 +184,10 @@ def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows
         PixelSpacing: (row spacing = between rows, i.e. along columns; column spacing).
     n_rows, n_cols : int
     spacing_between_slices : float, optional
-        Used when there is a single slice.
+        Used when there is a single slice (1 mm when None); must then be finite and > 0.
+    names : sequence of str, optional
+        A label per slice, in the order of ``positions`` (file names): a duplicate position or
+        an uneven gap names the two slices on either side. Default: ``slice <index>``.
 
     Returns
     -------
@@ -170,29 +198,53 @@ def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows
     Raises
     ------
     DicomTagError
-        Non-orthonormal orientation, duplicate positions, or uneven slice spacing (> 1%).
+        Non-orthonormal orientation, duplicate positions, uneven slice spacing (> 1%), a
+        PixelSpacing or single-slice spacing that is not finite and > 0.
 
     """
+    for kw, n in (("Rows", n_rows), ("Columns", n_cols)):
+        if int(n) < 1:
+            raise DicomTagError(f"must be >= 1, got {n} (an image needs at least one pixel)",
+                                file=file, field=kw)
     row, col, normal = slice_axes(orientation, file=file)
     pos = np.asarray(list(positions), dtype=float).reshape(-1, 3)
     proj = pos @ normal
     order = np.argsort(proj, kind="stable")
     proj_sorted = proj[order]
     ps = np.asarray(pixel_spacing, dtype=float)
-    if ps.size != 2 or np.any(ps <= 0):
+    if ps.size != 2 or not np.all(np.isfinite(ps)) or np.any(ps <= 0):
         raise DicomTagError(f"must be 2 positive numbers, got {ps.tolist()}", file=file,
                             field="PixelSpacing")
     if pos.shape[0] > 1:
         gaps = np.diff(proj_sorted)
-        if np.any(gaps < 1e-3):
-            raise DicomTagError("two slices share the same position (duplicate or mixed "
-                                "series)", file=file, field="ImagePositionPatient")
+        label = _slice_labels(names, pos.shape[0])
+
+        def pair(k: int) -> str:  # the slices on either side of gap k (in sorted order)
+            return f"{label[int(order[k])]} and {label[int(order[k + 1])]}"
+
+        dup = np.nonzero(gaps < 1e-3)[0]
+        if dup.size:
+            k = int(dup[0])
+            more = f"; {dup.size} such pairs" if dup.size > 1 else ""
+            raise DicomTagError(f"two slices share the same position: {pair(k)} at "
+                                f"{proj_sorted[k]:.3f} mm along the slice normal{more} "
+                                "(duplicate or mixed series)", file=file,
+                                field="ImagePositionPatient")
         dz = float(np.median(gaps))
-        if np.max(np.abs(gaps - dz)) > 0.01 * dz:
-            raise DicomTagError(f"slice spacing is uneven ({gaps.min():.3f}-{gaps.max():.3f} mm);"
-                                " missing slices?", file=file, field="ImagePositionPatient")
+        off = np.abs(gaps - dz)
+        if np.max(off) > 0.01 * dz:
+            k = int(np.argmax(off))
+            n_bad = int(np.count_nonzero(off > 0.01 * dz))
+            raise DicomTagError(f"slice spacing is uneven ({gaps.min():.3f}-{gaps.max():.3f} mm):"
+                                f" {gaps[k]:.3f} mm between {pair(k)}, {dz:.3f} mm (median) "
+                                f"elsewhere, {n_bad} of {gaps.size} gaps off by > 1%; missing "
+                                "slices?", file=file, field="ImagePositionPatient")
     else:
-        dz = float(spacing_between_slices or 1.0)
+        dz = 1.0 if spacing_between_slices is None else float(spacing_between_slices)
+        if not (np.isfinite(dz) and dz > 0):
+            raise DicomTagError(f"slice spacing must be a finite number > 0 mm, got "
+                                f"{spacing_between_slices!r}", file=file,
+                                field="SliceThickness")
     direction = np.column_stack([row, col, normal])
     geom = Geometry((pos.shape[0], int(n_rows), int(n_cols)),
                     (float(ps[1]), float(ps[0]), dz), tuple(pos[order[0]]), direction)

@@ -173,9 +173,17 @@ def _check_modality(headers: Sequence, files: Sequence[Path], expected: str) -> 
 
 def _pixels(ds, file: Path, n_frames: int = 1) -> np.ndarray:
     """Decoded stored values, shape (frames, rows, cols); size problems are reported clearly."""
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+    kws = [k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds]
+    if not kws:
         raise DicomTagError("no pixel data (truncated file?)", file=file, field="PixelData")
+    if not ds[kws[0]].value:  # present with length 0 (pydicom reads it as None)
+        raise DicomTagError("empty (0 bytes of pixel data; truncated or blanked file?)",
+                            file=file, field=kws[0])
     rows, cols = int(_req(ds, "Rows", file)), int(_req(ds, "Columns", file))
+    for kw, n in (("Rows", rows), ("Columns", cols)):
+        if n < 1:
+            raise DicomTagError(f"must be >= 1, got {n} (an image needs at least one pixel)",
+                                file=file, field=kw)
     spp = int(_get(ds, "SamplesPerPixel", file) or 1)
     if spp != 1:
         raise DicomTagError(f"must be 1 (grey-scale), got {spp}", file=file,
@@ -196,7 +204,28 @@ def _pixels(ds, file: Path, n_frames: int = 1) -> np.ndarray:
     except Exception as exc:  # decoders raise many types
         raise UnreadableFileError(f"cannot decode pixel data ({type(exc).__name__}: {exc})",
                                   file=file) from exc
-    return np.asarray(arr).reshape(n_frames, rows, cols)
+    arr = np.asarray(arr).reshape(n_frames, rows, cols)
+    _check_finite_pixels(arr, ds, file)
+    return arr
+
+
+def _check_finite_pixels(arr: np.ndarray, ds, file: Path) -> None:
+    """NaN/±Inf in float pixel data (FloatPixelData, DoubleFloatPixelData) are an error.
+
+    Integer pixel data are finite by construction, so only float arrays are scanned (a float64
+    sum is non-finite whenever one value is; the full test runs only then).
+    """
+    if arr.dtype.kind != "f" or math.isfinite(float(arr.sum(dtype=np.float64))):
+        return
+    bad = ~np.isfinite(arr)
+    n = int(np.count_nonzero(bad))
+    if n:
+        idx = [int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape)]
+        kw = next((k for k in ("FloatPixelData", "DoubleFloatPixelData", "PixelData")
+                   if k in ds), "PixelData")
+        raise DicomTagError(f"{n} of {arr.size} pixel values are not finite (NaN or ±Inf), the "
+                            f"first at [frame, row, column] {idx}; theradose reads finite values "
+                            "only", file=file, field=kw)
 
 
 def _rescale(ds, file: Path, *, required: bool, strict: bool) -> tuple[float, float]:
@@ -212,18 +241,47 @@ def _rescale(ds, file: Path, *, required: bool, strict: bool) -> tuple[float, fl
 
 
 def _same(headers: Sequence, files: Sequence[Path], keyword: str, *, numeric: bool) -> None:
-    ref = _get(headers[0], keyword, files[0])
-    for ds, f in zip(headers[1:], files[1:], strict=True):
-        v = _get(ds, keyword, f)
-        if numeric:
-            a = np.asarray(ref if ref is not None else [], dtype=float)
-            b = np.asarray(v if v is not None else [], dtype=float)
-            ok = a.shape == b.shape and np.allclose(a, b, atol=1e-4)
+    """All files agree on ``keyword``; else the odd file is named (not its neighbour).
+
+    The reference is the value most files hold (ties: the one met first), so a single odd
+    file, the first one included, is the one blamed.
+    """
+    values = [_get(ds, keyword, f) for ds, f in zip(headers, files, strict=True)]
+
+    def eq(a, b) -> bool:
+        if not numeric:
+            return a == b
+        x = np.asarray(a if a is not None else [], dtype=float)
+        y = np.asarray(b if b is not None else [], dtype=float)
+        return x.shape == y.shape and bool(np.allclose(x, y, atol=1e-4))
+
+    if all(eq(v, values[0]) for v in values[1:]):
+        return
+    groups: list[list[int]] = []  # indices of files holding the same value, first met first
+    for i, v in enumerate(values):
+        g = next((g for g in groups if eq(values[g[0]], v)), None)
+        if g is None:
+            groups.append([i])
         else:
-            ok = v == ref
-        if not ok:
-            raise DicomTagError(f"{_fmt(v)} differs from {_fmt(ref)} in {files[0].name} "
-                                "(mixed series?)", file=f, field=keyword)
+            g.append(i)
+    ref = max(groups, key=len)  # the first of the largest groups
+    in_ref = set(ref)
+    odd = [i for i in range(len(values)) if i not in in_ref]
+    i = odd[0]
+    where = files[ref[0]].name
+    if len(ref) > 1:
+        where += f" and {len(ref) - 1} other file{'s' * (len(ref) > 2)}"
+    also = f"; {len(odd)} of {len(files)} files differ" if len(odd) > 1 else ""
+    raise DicomTagError(f"{_fmt(values[i])} differs from {_fmt(values[ref[0]])} in {where}"
+                        f"{also} (mixed series?)", file=files[i], field=keyword)
+
+
+def _label(file: Path, where: Path) -> str:
+    """``file`` as named in messages: relative to the folder read, else its name."""
+    try:
+        return str(file.relative_to(where)) if where.is_dir() else file.name
+    except ValueError:
+        return file.name
 
 
 def _fmt(v) -> str:
@@ -253,10 +311,15 @@ def _stack(headers: Sequence, files: Sequence[Path], where: Path, *, strict: boo
     h0 = headers[0]
     spacing = _float(h0, "SpacingBetweenSlices", file=files[0]) or \
         _float(h0, "SliceThickness", file=files[0])
+    if len(files) == 1 and spacing is None:
+        raise DicomTagError("a single slice needs SliceThickness or SpacingBetweenSlices (the "
+                            "voxel depth, hence volumes and masses, is unknown otherwise)",
+                            file=files[0], field="SliceThickness")
     geom, order = geometry_from_slices(
         [ds.ImagePositionPatient for ds in headers], h0.ImageOrientationPatient,
         h0.PixelSpacing, int(h0.Rows), int(h0.Columns),
-        file=where if len(files) > 1 else files[0], spacing_between_slices=spacing)
+        file=where if len(files) > 1 else files[0], spacing_between_slices=spacing,
+        names=[_label(f, where) for f in files])
     order = [int(i) for i in order]
     arr = np.empty(geom.shape, dtype=dtype)
     for z, i in enumerate(order):  # one full dataset at a time bounds memory
@@ -393,21 +456,50 @@ def _read_ct(files, headers, where, *, strict: bool) -> Volume:
 
 
 # ---------------------------------------------------------------------------------- NM
-def _rotation_duration_s(ds, file: Path) -> float | None:
-    """Wall-clock acquisition time (s): sum over rotations of frame duration × frames."""
-    seq = ds.get("RotationInformationSequence")
-    if not seq:
-        return None
+def _rotation_duration_s(ds, file: Path) -> tuple[float | None, tuple[str, str] | None]:
+    """Wall-clock acquisition time (s): sum over rotations of frame duration × frames.
+
+    Returns
+    -------
+    seconds : float or None
+        None when the file does not give a usable duration.
+    problem : (field, what) or None
+        Why ``seconds`` is None: the field at fault (e.g.
+        ``RotationInformationSequence[0].ActualFrameDuration``, 0-based item) and what is wrong
+        with it, for the message of the caller that needs the duration.
+    """
+    key = "RotationInformationSequence"
+    seq = ds.get(key)
+    if seq is None:
+        return None, (key, "absent")
+    if not len(seq):
+        return None, (key, "present but has no items")
     total = 0.0
     for i, item in enumerate(seq):
-        dur = _float(item, "ActualFrameDuration", file=file)
-        n = _get(item, "NumberOfFramesInRotation", file)
-        if dur is None or n in (None, ""):
-            log.info("%s: RotationInformationSequence[%d] lacks ActualFrameDuration or "
-                     "NumberOfFramesInRotation", file, i)
-            return None
+        fld = f"{key}[{i}].ActualFrameDuration"
+        try:
+            dur = _float(item, "ActualFrameDuration", file=file)
+        except DicomTagError as exc:
+            return None, (fld, exc.detail)
+        if dur is None:
+            return None, (fld, f"absent in item {i} of {len(seq)}")
+        if dur <= 0:
+            return None, (fld, f"{dur:g} ms (must be > 0)")
+        fld = f"{key}[{i}].NumberOfFramesInRotation"
+        try:
+            n_raw = _get(item, "NumberOfFramesInRotation", file)
+        except DicomTagError as exc:
+            return None, (fld, exc.detail)
+        if n_raw in (None, ""):
+            return None, (fld, f"absent in item {i} of {len(seq)}")
+        try:
+            n = float(n_raw)
+        except (TypeError, ValueError):
+            return None, (fld, f"not a number: {n_raw!r}")
+        if not (math.isfinite(n) and n >= 1 and n == int(n)):
+            return None, (fld, f"{n_raw!r} (must be an integer >= 1)")
         total += dur * int(n) / 1000.0
-    return total if total > 0 else None
+    return total, None
 
 
 def _nm_multiframe_geometry(ds, file: Path) -> tuple[Geometry, list[int], int]:
@@ -438,6 +530,8 @@ def _nm_multiframe_geometry(ds, file: Path) -> tuple[Geometry, list[int], int]:
     dz = _float(ds, "SpacingBetweenSlices", file=file)
     if dz is None:
         dz = _float(ds, "SliceThickness", file=file)
+        if dz is not None and dz < 0:
+            raise DicomTagError(f"must be > 0 mm, got {dz:g}", file=file, field="SliceThickness")
     if dz is None or dz == 0:
         raise DicomTagError("SpacingBetweenSlices and SliceThickness are both missing or 0; "
                             "the slice spacing is unknown", file=file, field="SpacingBetweenSlices")
@@ -493,8 +587,9 @@ def read_nm(files_or_folder: FilesOrFolder, *, series_uid: str | None = None,
     UnitError
         Units other than BQML, CNTS or absent.
     InputError
-        Calibration of a counts image without a known acquisition duration; bad arguments;
-        missing or contradictory tags.
+        Calibration of a counts image without a known acquisition duration (the message names
+        the RotationInformationSequence field at fault and why); bad arguments; missing or
+        contradictory tags.
     """
     cal = _positive(calibration_cps_per_mbq, "calibration_cps_per_mbq")
     t_arg = _positive(acquisition_duration_s, "acquisition_duration_s")
@@ -530,7 +625,7 @@ def _read_nm(files, headers, where, *, cal, t_arg, nuclide, strict) -> Volume:
                         "counts)", file=f, field="Units")
     acq = _earliest_acquisition(datasets, files)
     meta = _meta(ds, files, _uids(datasets, files, strict=strict))
-    t_file = _rotation_duration_s(ds, f)
+    t_file, why = _rotation_duration_s(ds, f)
     t_acq = t_file
     if t_arg is not None:
         if t_file is not None and abs(t_arg - t_file) > 0.01 * t_file:
@@ -548,30 +643,65 @@ def _read_nm(files, headers, where, *, cal, t_arg, nuclide, strict) -> Volume:
             cal = None
         else:
             if t_acq is None:
+                field, what = why or ("RotationInformationSequence", "absent")
                 raise InputError(
-                    "counts -> Bq/mL needs the acquisition duration: the file has no "
-                    "RotationInformationSequence with ActualFrameDuration and "
-                    "NumberOfFramesInRotation; pass acquisition_duration_s", file=f,
-                    field="acquisition_duration_s")
+                    f"{what}; counts -> Bq/mL needs the acquisition duration (ActualFrameDuration"
+                    " x NumberOfFramesInRotation per item); give it as acquisition_duration_s: "
+                    "read_nm(acquisition_duration_s=...) in the library, or the "
+                    "acquisition_duration_s key of the NIfTI sidecar after converting without "
+                    "a calibration (no command-line option sets it)", file=f, field=field)
             v_ml = geom.voxel_volume_ml
             arr = arr / (t_acq * cal) * 1e6 / v_ml
             unit = "Bq/mL"
             history.append(f"counts -> Bq/mL: C = counts / ({t_acq:g} s x {cal:g} cps/MBq) "
                            f"x 1e6 / {v_ml:g} mL")
-    dc = _text(ds, "DecayCorrection").upper() or "NONE"
+    if t_acq is None and why is not None and why[0] != "RotationInformationSequence":
+        # items that fail to give the duration, not needed here: meta says None, not silently
+        _oddity(f"{why[1]}; the acquisition duration is unknown (meta acquisition_duration_s "
+                "None)", file=f, field=why[0], strict=strict)
+    dc_raw = _text(ds, "DecayCorrection").upper()
+    dc = dc_raw or "NONE"
     if dc not in _DECAY_CORRECTIONS:
         raise DicomTagError(f"{dc!r} not supported; accepted: START, ADMIN, NONE", file=f,
                             field="DecayCorrection")
+    corrected = _corrected_image(ds, f)
+    _check_decy(dc_raw or "<absent>", corrected, file=f, strict=strict)
     admin, half_life = administration_from_dataset(
         ds, file=f, nuclide=nuclide, reference_date=_text(ds, "SeriesDate") or
         _text(ds, "AcquisitionDate") or _text(ds, "StudyDate"), scan_time=acq)
     meta.update(administration=admin, acquisition_duration_s=t_acq,
-                calibration_cps_per_mbq=cal, decay_correction=dc,
+                calibration_cps_per_mbq=cal, decay_correction=dc, corrected_image=corrected,
                 radionuclide_half_life_s=half_life,
                 decay_correction_reference_time=_reference_time(
                     dc, ds, f, acq, admin, series_date_kw="SeriesDate"))
     return Volume(arr, geom, unit=unit, modality="NM", acquisition_time=acq, meta=meta,
                   history=tuple(history))
+
+
+def _corrected_image(ds, file) -> list[str]:
+    v = _get(ds, "CorrectedImage", file)
+    if v is None or v == "":
+        return []
+    return [str(c).strip().upper() for c in (v if isinstance(v, Sequence) and
+                                             not isinstance(v, str) else [v])]
+
+
+def _check_decy(dc: str, corrected: list[str], *, file, strict: bool) -> None:
+    """DecayCorrection and CorrectedImage must agree on whether the values are decay corrected.
+
+    A DECY in CorrectedImage with DecayCorrection NONE or absent leaves the reference time
+    unknown: the values are read as not decay corrected (activity at the acquisition), with a
+    warning (an error under ``strict``); the opposite (START/ADMIN without DECY) is the same
+    oddity, and DecayCorrection is then honoured.
+    """
+    if dc in ("NONE", "<absent>") and "DECY" in corrected:
+        _oddity(f"CorrectedImage {corrected} lists DECY but DecayCorrection is {dc}: the decay "
+                "correction's reference time is unknown and the values are read as not decay "
+                "corrected (activity at the acquisition); set DecayCorrection (START or ADMIN) "
+                "if they are", file=file, field="CorrectedImage", strict=strict)
+    elif dc in ("START", "ADMIN") and "DECY" not in corrected:
+        _oddity(f"DecayCorrection is {dc} but CorrectedImage {corrected} lacks DECY; "
+                "DecayCorrection is honoured", file=file, field="CorrectedImage", strict=strict)
 
 
 def _reference_time(dc: str, ds, file, acq: datetime | None, admin, *,
@@ -649,10 +779,8 @@ def _read_pt(files, headers, where, *, nuclide, strict) -> Volume:
         raise DicomTagError(f"{dc or '<absent>'!r} not supported; accepted: START, ADMIN, NONE",
                             file=f0, field="DecayCorrection")
     _same(headers, files, "DecayCorrection", numeric=False)
-    corrected = [str(c).upper() for c in (h0.get("CorrectedImage") or [])]
-    if dc != "NONE" and "DECY" not in corrected:
-        _oddity(f"DecayCorrection is {dc} but CorrectedImage {corrected} lacks DECY",
-                file=f0, field="CorrectedImage", strict=strict)
+    corrected = _corrected_image(h0, f0)
+    _check_decy(dc, corrected, file=f0, strict=strict)
     geom, arr, order, datasets = _stack(headers, files, where, strict=strict,
                                         rescale_required=True)
     files = [files[i] for i in order]

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,15 @@ MODALITIES: tuple[str, ...] = ("CT", "NM", "PT", "MR", "OT", "RTDOSE", "SEG")
 SIDECAR_KEYS: tuple[str, ...] = (
     "modality", "unit", "acquisition_time", "administration", "nuclide", "frame_duration_s",
     "acquisition_duration_s", "calibration_cps_per_mbq", "patient_weight_kg", "history",
-    "theradose_version", "geometry", "sigma_file", "labels",
+    "theradose_version", "geometry", "sigma_file", "labels", "decay_correction",
+    "decay_correction_reference_time", "radionuclide_half_life_s",
 )
 
 #: Sidecar keys copied to and from ``Volume.meta`` under the same name.
 _META_NUMBERS = ("frame_duration_s", "acquisition_duration_s", "calibration_cps_per_mbq",
-                 "patient_weight_kg")
+                 "patient_weight_kg", "radionuclide_half_life_s")
+#: Values of the sidecar key ``"decay_correction"`` (DICOM DecayCorrection defined terms).
+_DECAY_CORRECTIONS = ("NONE", "START", "ADMIN")
 # Keys of Volume.meta never written to a sidecar (rebuilt on reading).
 _META_SKIP = {"source_file"}
 _GEOM_TOL_MM = 1e-3   # float32 header vs float64 sidecar: agreement expected to ~1e-5 mm
@@ -252,8 +256,14 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
             if not isinstance(value, str):
                 raise InputError(f"must be a unit string, got {value!r}", file=p, field=key)
             out[key] = parse_unit(value, field=key, file=str(p)).name
-        elif key == "acquisition_time":
+        elif key in ("acquisition_time", "decay_correction_reference_time"):
             out[key] = _parse_time(value, file=p, field=key)
+        elif key == "decay_correction":
+            dc = _text(value, file=p, field=key).upper()
+            if dc not in _DECAY_CORRECTIONS:
+                raise InputError(f"unknown decay correction {value!r}; accepted: "
+                                 f"{', '.join(_DECAY_CORRECTIONS)}", file=p, field=key)
+            out[key] = dc
         elif key == "administration":
             out[key] = _parse_administration(value, file=p)
         elif key == "nuclide":
@@ -286,29 +296,247 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------- integrity
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20  # compressed bytes read at a time
+_MAX_OUT = 1 << 24  # decompressed bytes produced at a time (bounded memory)
+
+
+def _open_raw(path: Path):
+    """The file's decompressed byte stream (gzip recognised by its magic, not its name)."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")
+
+
+def _read_header(path: Path):
+    """The NIfTI-1/2 header as stored (nibabel, ``check=False``: no values 'fixed')."""
+    import nibabel as nib
+
+    try:
+        with _open_raw(path) as fh:
+            head = fh.read(4)
+            sizes = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
+            klass = nib.Nifti1Header if 348 in sizes else nib.Nifti2Header if 540 in sizes \
+                else None
+            if klass is None:
+                raise ValueError(f"sizeof_hdr is neither 348 (NIfTI-1) nor 540 (NIfTI-2), first "
+                                 f"bytes {head!r}")
+            fh.seek(0)
+            return klass.from_fileobj(fh, check=False)
+    except Exception as exc:  # gzip, OSError, nibabel HeaderDataError, ValueError, EOFError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFileError(f"cannot read NIfTI image (header: {first[:200]})",
+                                  file=path) from None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the voxel data lie in the (decompressed) file, as the header says."""
+
+    offset: int            # vox_offset, bytes
+    dtype: np.dtype        # stored type, with the header's byte order
+    sizes: tuple[int, ...]  # dim[1..dim[0]]: x, y, z, ... (x fastest in the file)
+
+    @property
+    def n_bytes(self) -> int:
+        return math.prod(self.sizes) * self.dtype.itemsize
+
+
+def _check_header(hdr, path: Path) -> _Layout:
+    """Validate dim and pixdim as stored; return where the voxel data must be.
+
+    SimpleITK reads a 0 in ``dim`` as 1 and a 0 or NaN ``pixdim`` as 1 mm (a negative one as its
+    absolute value) without a word, so the header is checked here first.
+    """
+    dim = [int(d) for d in hdr["dim"]]
+    ndim = dim[0]
+    if not 1 <= ndim <= 7:
+        raise InputError(f"dim[0] = {ndim}: the number of dimensions must be 1 to 7 (corrupt "
+                         "header?)", file=path, field="dim")
+    sizes = dim[1:ndim + 1]
+    if min(sizes) <= 0:
+        raise InputError(f"image size {sizes} (x, y, z, ...) has a {min(sizes)} along axis "
+                         f"{sizes.index(min(sizes)) + 1}; every axis needs at least one voxel",
+                         file=path, field="dim")
+    pixdim = [float(v) for v in hdr["pixdim"][1:min(ndim, 3) + 1]]
+    if not all(math.isfinite(v) and v > 0 for v in pixdim):
+        raise InputError(f"voxel size {pixdim} mm (pixdim[1..{len(pixdim)}]) must be finite "
+                         "and > 0 (SimpleITK would read 0 or NaN as 1 mm); correct the header",
+                         file=path, field="pixdim")
+    try:
+        dtype = np.dtype(hdr.get_data_dtype())
+    except Exception as exc:  # unknown datatype code
+        raise InputError(f"unsupported NIfTI datatype ({exc})", file=path,
+                         field="datatype") from None
+    return _Layout(int(hdr.get_data_offset()), dtype, tuple(sizes))
+
+
+def _raw_blocks(path: Path):
+    """Decompressed blocks of the file; a gzip stream is inflated in full and CRC checked."""
+    import zlib
+
+    with open(path, "rb") as fh:
+        if fh.read(2) != _GZIP_MAGIC:
+            fh.seek(0)
+            while block := fh.read(_MAX_OUT):
+                yield block
+            return
+        fh.seek(0)
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while chunk := fh.read(_CHUNK):
+                while chunk:
+                    if d.eof:  # another gzip member follows (concatenated files are valid)
+                        if not chunk.strip(b"\0"):
+                            break  # zero padding after the last member
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    block = d.decompress(chunk, _MAX_OUT)
+                    if block:
+                        yield block
+                    chunk = d.unused_data if d.eof else d.unconsumed_tail
+        except zlib.error as exc:
+            raise UnreadableFileError(f"corrupt gzip data ({exc}); the file is damaged, copy "
+                                      "it again", file=path, field="data") from None
+        if not d.eof:
+            raise UnreadableFileError("truncated gzip file: the compressed stream ends without "
+                                      "its end marker; the file is incomplete, copy it again",
+                                      file=path, field="data")
+
+
+def _non_finite_error(n_bad: int, n_total: int, zyx: list[int], path: Path) -> InputError:
+    return InputError(f"{n_bad} of {n_total} voxels are not finite (NaN or ±Inf), the first at "
+                      f"[z, y, x] {zyx}; theradose reads finite values only (SimpleITK would "
+                      "read them as 0): replace them where the image was made", file=path,
+                      field="data")
+
+
+def _scan_data(path: Path, layout: _Layout, *, keep: bool = False) -> bytearray | None:
+    """One pass over the stored bytes: complete file, intact gzip stream, finite float values.
+
+    The values are checked as stored because SimpleITK (niftilib) replaces NaN and ±Inf by 0
+    when it reads a float image. An uncompressed integer image is checked by its size alone.
+    With ``keep`` the voxel bytes are returned (their finiteness is then left to the caller).
+    """
+    is_float = layout.dtype.kind == "f"
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == _GZIP_MAGIC
+    need = layout.offset + layout.n_bytes
+    kept = bytearray(layout.n_bytes) if keep else None
+    if not gz and not is_float and not keep:
+        got = path.stat().st_size
+    else:
+        got, n_bad, first_bad, done = 0, 0, -1, 0  # done: values checked so far
+        carry, item, lo, hi = b"", layout.dtype.itemsize, layout.offset, need
+        for block in _raw_blocks(path):
+            start, got = got, got + len(block)
+            if got <= lo or start >= hi:
+                continue
+            data = block[max(lo - start, 0):hi - start]
+            if kept is not None:
+                at = max(start - lo, 0)
+                kept[at:at + len(data)] = data
+                continue
+            if not is_float:
+                continue
+            part = carry + data
+            whole = len(part) // item * item
+            values = np.frombuffer(part[:whole], dtype=layout.dtype)
+            carry = part[whole:]
+            if not math.isfinite(float(values.sum(dtype=np.float64))):
+                bad = ~np.isfinite(values)
+                k = int(np.count_nonzero(bad))
+                if k and first_bad < 0:
+                    first_bad = done + int(np.argmax(bad))
+                n_bad += k
+            done += values.size
+        if got >= need and n_bad:
+            nx, ny = layout.sizes[0], (layout.sizes[1] if len(layout.sizes) > 1 else 1)
+            raise _non_finite_error(n_bad, math.prod(layout.sizes),
+                                    [first_bad // (nx * ny), first_bad // nx % ny,
+                                     first_bad % nx], path)
+    if got < need:
+        raise UnreadableFileError(f"truncated: the header needs {need} bytes (offset "
+                                  f"{layout.offset} + {math.prod(layout.sizes)} voxels x "
+                                  f"{layout.dtype.itemsize} bytes), the file holds {got}",
+                                  file=path, field="data")
+    return kept
+
+
+def _check_finite(arr: np.ndarray, path: Path) -> None:
+    """No NaN or ±Inf in a float array (a float64 sum is non-finite whenever one value is)."""
+    if arr.dtype.kind != "f" or math.isfinite(float(arr.sum(dtype=np.float64))):
+        return
+    bad = ~np.isfinite(arr)
+    n = int(np.count_nonzero(bad))
+    if n:  # else the sum overflowed and the values are finite
+        idx = np.unravel_index(int(np.argmax(bad)), arr.shape)
+        raise _non_finite_error(n, arr.size, [int(i) for i in idx], path)
+
+
+def _unscaled(hdr) -> bool:
+    """True when the header asks for no value scaling (scl_slope 0/NaN, or 1 with inter 0)."""
+    slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
+    if slope == 0 or not math.isfinite(slope):
+        return True
+    return slope == 1 and (inter == 0 or not math.isfinite(inter))
+
+
 # ---------------------------------------------------------------------------------- image I/O
 def _read_image(path: Path) -> tuple[np.ndarray, Geometry]:
+    """Values ``[z, y, x]`` and grid of a 3-D scalar NIfTI, its integrity checked.
+
+    Checked beyond what SimpleITK reports: ``dim`` (no axis of size 0), ``pixdim`` (finite,
+    > 0), the stored size (a truncated file or gzip stream, a gzip CRC failure) and NaN/±Inf
+    values. The file is inflated once: SimpleITK reads the grid from the header, and the voxel
+    values of an unscaled real image come from the checked stream itself (the layout NIfTI and
+    ITK share, x fastest); a scaled (``scl_slope``) image is read by SimpleITK after the check.
+    """
     import SimpleITK as sitk
 
     if not path.is_file():
         raise UnreadableFileError("file does not exist", file=path)
+    hdr = _read_header(path)
+    layout = _check_header(hdr, path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        img = sitk.ReadImage(str(path))
+        reader.ReadImageInformation()
     except RuntimeError as exc:
+        _scan_data(path, layout)  # a damaged gzip stream is the likely cause: say so
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
         raise UnreadableFileError(f"cannot read NIfTI image ({first[:200]})", file=path) from None
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{img.GetNumberOfComponentsPerPixel()} components per voxel; "
-                         "theradose reads scalar images", file=path, field="datatype")
-    if img.GetDimension() != 3:
-        raise InputError(f"{img.GetDimension()}-D image of size {img.GetSize()}; theradose "
-                         "reads 3-D volumes (split 4-D series first)", file=path, field="dim")
-    arr = sitk.GetArrayFromImage(img)
-    if np.iscomplexobj(arr):
-        raise InputError(f"complex values ({arr.dtype}); theradose reads real-valued images",
+    n_comp, size = reader.GetNumberOfComponents(), tuple(reader.GetSize())
+    if layout.dtype.kind == "c":
+        raise InputError(f"complex values ({layout.dtype}); theradose reads real-valued images",
                          file=path, field="datatype")
-    geom = Geometry(arr.shape, img.GetSpacing(), img.GetOrigin(),
-                    np.asarray(img.GetDirection()).reshape(3, 3))
+    if n_comp != 1:
+        raise InputError(f"{n_comp} components per voxel; theradose reads scalar images",
+                         file=path, field="datatype")
+    if reader.GetDimension() != 3:
+        raise InputError(f"{reader.GetDimension()}-D image of size {size}; theradose reads 3-D "
+                         "volumes (split 4-D series first)", file=path, field="dim")
+    native = layout.dtype.newbyteorder("=")
+    direct = (layout.dtype.kind in "iuf" and _unscaled(hdr) and layout.sizes == size
+              and reader.GetPixelID() ==
+              sitk.GetImageFromArray(np.zeros((1, 1, 1), native)).GetPixelID())
+    if direct:
+        raw = _scan_data(path, layout, keep=True)
+        arr = np.frombuffer(raw, dtype=layout.dtype).reshape(size[::-1])
+        arr = arr.astype(native, copy=False) if layout.dtype != native else arr
+        _check_finite(arr, path)
+    else:
+        _scan_data(path, layout)
+        try:
+            arr = sitk.GetArrayFromImage(reader.Execute())
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+            raise UnreadableFileError(f"cannot read NIfTI image ({first[:200]})",
+                                      file=path) from None
+    geom = Geometry(arr.shape, reader.GetSpacing(), reader.GetOrigin(),
+                    np.asarray(reader.GetDirection()).reshape(3, 3))
     return arr, geom
 
 
@@ -373,7 +601,7 @@ def _sidecar_dict(volume: Volume, *, sigma_name: str | None) -> dict[str, Any]:
     if adm is not None:
         d["administration"] = _parse_administration(adm, file=None,
                                                   field="meta.administration").to_dict()
-    for key in ("nuclide", *_META_NUMBERS):
+    for key in ("nuclide", *_META_NUMBERS, "decay_correction", "decay_correction_reference_time"):
         if meta.get(key) is not None:
             d[key] = _json_value(meta.pop(key))
     d["geometry"] = volume.geometry.to_dict()
