@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -248,6 +249,9 @@ def test_study_dataclass_validates_order():
         TimePoint(v, "ct.nii.gz", 1.0)
     s = Study([TimePoint(v, None, 4.0), TimePoint(v, None, 24.0)], ADM, source="x")
     assert isinstance(s.time_points, tuple) and s.times_h.dtype == np.float64
+    assert s.skipped == () and s.summary()["skipped"] == []
+    with pytest.raises(InputError, match=r"^skipped: must be a sequence of \{'file'"):
+        Study((TimePoint(v, None, 1.0),), ADM, skipped=["notes.txt"])
 
 
 # ---------------------------------------------------------------------------------- folder content
@@ -292,6 +296,73 @@ def test_sigma_files_are_not_images(tmp_path):
     s = load_study(tmp_path)
     assert len(s.time_points) == 1 and s.time_points[0].emission.sigma[0, 0, 0] == \
         np.float32(0.1)
+
+
+# ---------------------------------------------------------------------------------- folder walk
+def _skipped(study) -> dict[str, str]:
+    root = str(study.source)
+    return {d["file"].replace(root, "<s>"): d["reason"].replace(root, "<s>")
+            for d in study.skipped}
+
+
+def test_symlinked_time_point_folder_is_followed_once(nifti_study, tmp_path_factory):
+    # the 96 h session lives outside the study folder and is linked in; a second link to it,
+    # links to a file already read (symbolic, hard) and a link cycle (to the study folder
+    # itself) are read once
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    for f in nifti_study.glob("d4_*"):
+        f.rename(elsewhere / f.name)
+    (nifti_study / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (nifti_study / "zz_again").symlink_to(elsewhere, target_is_directory=True)
+    (nifti_study / "linked_file.json").symlink_to(nifti_study / "d0_spect.json")
+    os.link(nifti_study / "d2_ct.json", nifti_study / "hard.json")
+    (nifti_study / "sub").mkdir()
+    (nifti_study / "sub" / "loop").symlink_to(nifti_study, target_is_directory=True)
+    s = load_study(nifti_study)
+    np.testing.assert_allclose(s.times_h, HOURS, rtol=0, atol=1e-9)
+    assert s.time_points[2].emission.meta["source_file"] == str(nifti_study / "linked" /
+                                                                 "d4_spect.nii.gz")
+    assert _skipped(s) == {
+        "<s>/linked_file.json": "same file as <s>/d0_spect.json (symbolic or hard link): "
+                                "read once",
+        "<s>/hard.json": "same file as <s>/d2_ct.json (symbolic or hard link): read once",
+        "<s>/sub/loop": "same folder as <s> (symbolic link): read once",
+        "<s>/zz_again": "same folder as <s>/linked (symbolic link): read once",
+    }
+
+
+def test_skipped_files_are_listed_with_their_reason(nifti_study, capsys):
+    (nifti_study / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (nifti_study / "notes.txt").write_text("patient was moved at 24 h")
+    (nifti_study / "results.json").write_text("{}")
+    (nifti_study / "dangling.dcm").symlink_to(nifti_study / "deleted.dcm")
+    hidden = nifti_study / ".trash"
+    hidden.mkdir()
+    _write_session(hidden, "old", SESSIONS["d0"] + timedelta(hours=1))  # would be a 5th point
+    # a CT no emission image pairs with (3 h from every SPECT, no FrameOfReferenceUID)
+    write_nifti(_ct(SESSIONS["d4"] + timedelta(hours=3)), nifti_study / "extra_ct.nii.gz")
+    s = load_study(nifti_study)
+    assert len(s.time_points) == 4
+    expected = {
+        "<s>/.DS_Store": "hidden file (name starts with '.')",
+        "<s>/.trash": "hidden folder (name starts with '.'): not searched",
+        "<s>/dangling.dcm": "broken symbolic link",
+        "<s>/notes.txt": "neither DICOM (no 'DICM' preamble at byte 128) nor NIfTI (.nii, "
+                         ".nii.gz) nor a NIfTI's JSON sidecar",
+        "<s>/results.json": "JSON file that is no NIfTI image's sidecar",
+        "<s>/extra_ct.nii.gz": "CT not paired with any emission image (no FrameOfReferenceUID, "
+                               "paired_ct or acquisition time within ct_tolerance_h matched)",
+    }
+    assert _skipped(s) == expected
+    assert s.summary()["skipped"] == list(s.skipped)
+    assert main(["study", str(nifti_study)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 6 file(s) or series:" in out
+    assert f"  {nifti_study / 'notes.txt'}: neither DICOM" in out
+    assert main(["study", str(nifti_study), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["file"] for d in data["skipped"]} == \
+        {k.replace("<s>", str(nifti_study)) for k in expected}
 
 
 # ---------------------------------------------------------------------------------- PET, labels
@@ -437,6 +508,9 @@ def test_dicom_folder(tmp_path):
         assert tp.ct.meta["frame_of_reference_uid"] == tp.emission.meta["frame_of_reference_uid"]
         assert tp.emission.array[0, 0, 0] == pytest.approx(250.0, rel=1e-4)  # uint16 quantised
     assert s.time_points[0].ct.acquisition_time == INJ + timedelta(hours=1)
+    assert s.skipped == ({"file": str(folder / "rtstruct.dcm"),
+                          "reason": "RTSTRUCT series (1 file): not an image series the study "
+                                    "uses (CT, NM, PT); theradose run reads it for the VOIs"},)
     assert _md5s(folder) == before
 
 
@@ -444,6 +518,7 @@ def test_dicom_folder(tmp_path):
 def test_cli_study(nifti_study, capsys):
     assert main(["study", str(nifti_study)]) == 0
     out = capsys.readouterr().out
+    assert "skipped 0 file(s) or series\n" in out
     assert "Lu-177 (177Lu-PSMA-617), 7400 MBq at 2024-05-01T09:00:00" in out
     assert "4 time point(s)" in out and "169.20 h  NM Bq/mL" in out
     assert "4x5x6 (z,y,x) @ 4.8x4.8x4.8 mm" in out

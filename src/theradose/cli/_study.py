@@ -30,7 +30,11 @@ def _grid(d: dict) -> str:
 def study(folder: str, nuclide: str | None, activity_mbq: float | None,
           injection_time: str | None, calibration: float | None, ct_tolerance_h: float,
           as_json: bool) -> None:
-    """Load the study in FOLDER (NIfTI + sidecars and/or DICOM) and list its time points."""
+    """Load the study in FOLDER (NIfTI + sidecars and/or DICOM) and list its time points.
+
+    Also lists what the folder holds that the study does not use, and why (non-image DICOM
+    series, non-DICOM files, hidden files, files reached twice through links, unpaired CTs).
+    """
     from theradose.io import load_study
 
     s = load_study(folder, nuclide=nuclide, injected_activity_mbq=activity_mbq,
@@ -59,3 +63,7 @@ def study(folder: str, nuclide: str | None, activity_mbq: float | None,
         names = summary["labels"]["names"]
         click.echo(f"labels: {len(names)} named VOI(s) on {_grid(summary['labels'])}: "
                    f"{', '.join(list(names.values())[:10])}{' ...' if len(names) > 10 else ''}")
+    skipped = summary["skipped"]
+    click.echo(f"skipped {len(skipped)} file(s) or series" + (":" if skipped else ""))
+    for d in skipped:
+        click.echo(f"  {d['file']}: {d['reason']}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -37,10 +38,11 @@ from theradose.io._nifti import (
     read_sidecar,
     sidecar_path,
 )
+from theradose.io._walk import _skip, study_files
 from theradose.nuclides import resolve_name
 from theradose.volume import Geometry, LabelMap, Volume
 
-__all__ = ["Study", "TimePoint", "load_study"]
+__all__ = ["Study", "TimePoint", "load_study", "study_files"]
 
 log = logging.getLogger("theradose")
 
@@ -106,6 +108,10 @@ class Study:
         VOIs (organs, lesions) with their names.
     source : Path, optional
         Folder the study was read from.
+    skipped : tuple of dict, optional
+        What :func:`load_study` found in the folder and did not use, one
+        ``{"file": path, "reason": why}`` each (non-image DICOM series, non-DICOM files, hidden
+        files, files or folders reached twice, unpaired CTs, ...).
 
     Raises
     ------
@@ -121,8 +127,16 @@ class Study:
     pet: TimePoint | None = None
     labels: LabelMap | None = None
     source: Path | None = None
+    skipped: tuple[dict[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
+        try:
+            skipped = tuple({"file": str(d["file"]), "reason": str(d["reason"])}
+                            for d in self.skipped)
+        except (TypeError, KeyError) as exc:
+            raise InputError("must be a sequence of {'file': ..., 'reason': ...} dicts",
+                             field="skipped") from exc
+        object.__setattr__(self, "skipped", skipped)
         tps = tuple(self.time_points)
         if not tps:
             raise InputError("a study needs at least one time point", field="time_points")
@@ -151,7 +165,7 @@ class Study:
         return self.administration.nuclide
 
     def summary(self) -> dict[str, Any]:
-        """JSON-serialisable overview: administration, time points, PET, labels."""
+        """JSON-serialisable overview: administration, time points, PET, labels, skipped files."""
         pet = None
         if self.pet is not None:
             adm = self.pet.emission.meta.get("administration")
@@ -167,6 +181,7 @@ class Study:
             "time_points": [tp.summary() for tp in self.time_points],
             "pet": pet,
             "labels": labels,
+            "skipped": [dict(d) for d in self.skipped],
         }
 
 
@@ -182,7 +197,49 @@ def _describe(v: Volume) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------- files
+def _is_nifti(p: Path) -> bool:
+    n = p.name.lower()
+    return n.endswith(".nii.gz") or n.endswith(".nii")
+
+
+def _dicom_or_reason(p: Path) -> str | None:
+    """None for a DICOM file (preamble 'DICM' at byte 128), else why it is not read."""
+    try:
+        with open(p, "rb") as fh:
+            fh.seek(128)
+            if fh.read(4) == b"DICM":
+                return None
+    except OSError as exc:
+        return f"cannot be read ({type(exc).__name__}: {exc.strerror})"
+    return ("neither DICOM (no 'DICM' preamble at byte 128) nor NIfTI (.nii, .nii.gz) nor a "
+            "NIfTI's JSON sidecar")
+
+
+def _sort_files(files: list[Path]) -> tuple[list[Path], list[Path], list[dict[str, str]]]:
+    """Split into NIfTI and DICOM files; everything else (sidecars excepted) is skipped."""
+    nifti = [f for f in files if _is_nifti(f)]
+    sidecars = {sidecar_path(f) for f in nifti}
+    dicom, skipped = [], []
+    for f in files:
+        if _is_nifti(f) or f in sidecars:
+            continue
+        reason = _dicom_or_reason(f)
+        if reason is None:
+            dicom.append(f)
+        elif f.suffix.lower() == ".json":
+            skipped.append(_skip(f, "JSON file that is no NIfTI image's sidecar"))
+        else:
+            skipped.append(_skip(f, reason))
+    return nifti, dicom, skipped
+
+
 # ---------------------------------------------------------------------------------- collecting
+#: Patient identity: DICOM keyword and the sidecar key that may carry the same value.
+_IDENTITY = (("PatientID", "patient_id"), ("PatientName", "patient_name"),
+             ("PatientBirthDate", "patient_birth_date"))
+
+
 @dataclass
 class _Item:
     volume: Volume
@@ -192,15 +249,63 @@ class _Item:
     role: str | None = None          # declared in the sidecar ("role")
 
 
-def _is_nifti(p: Path) -> bool:
-    n = p.name.lower()
-    return p.is_file() and (n.endswith(".nii.gz") or n.endswith(".nii"))
+@dataclass
+class _Identity:
+    """Patient identity of one series or NIfTI image (empty strings: not given)."""
+
+    file: Path                       # the DICOM file or the sidecar
+    dicom: bool
+    values: dict[str, str]           # DICOM keyword -> value as stored
+
+    @classmethod
+    def from_dataset(cls, ds, file: Path) -> _Identity:
+        return cls(file, True, {kw: str(ds.get(kw, "") or "") for kw, _ in _IDENTITY})
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], file: Path) -> _Identity:
+        return cls(file, False, {kw: "" if meta.get(key) is None else str(meta[key])
+                                 for kw, key in _IDENTITY})
 
 
-def _collect_nifti(folder: Path) -> tuple[list[_Item], Path | None]:
-    files = sorted(p for p in folder.rglob("*") if _is_nifti(p))
+def _identity_key(keyword: str, value: str) -> str:
+    """Comparable form: PN components trimmed, upper case; dates as digits (ISO or DICOM)."""
+    v = value.strip()
+    if keyword == "PatientName":
+        parts = [c.strip() for c in v.upper().split("^")]
+        while parts and not parts[-1]:
+            parts.pop()
+        return "^".join(parts)
+    if keyword == "PatientBirthDate":
+        return "".join(ch for ch in v if ch.isdigit())
+    return v
+
+
+def _check_one_patient(records: list[_Identity]) -> None:
+    """Every series of the study belongs to one patient (fields compared where both are given).
+
+    The value most files carry is taken as the study's; the first file (by path) with another
+    value is named, with a file that carries the study's value.
+    """
+    records = sorted(records, key=lambda r: str(r.file))
+    for keyword, key in _IDENTITY:
+        given = [(r, _identity_key(keyword, r.values[keyword])) for r in records]
+        given = [(r, k) for r, k in given if k]
+        counts = Counter(k for _, k in given)
+        if len(counts) <= 1:
+            continue
+        top = max(counts.values())
+        anchor, ref = next((r, k) for r, k in given if counts[k] == top)
+        odd = next(r for r, k in given if k != ref)
+        raise InputError(
+            f"{odd.values[keyword]!r} differs from {anchor.values[keyword]!r} in {anchor.file}; "
+            "a study holds one patient (remove the other patient's series from the folder)",
+            file=odd.file, field=keyword if odd.dicom else key)
+
+
+def _collect_nifti(files: list[Path], folder: Path
+                   ) -> tuple[list[_Item], Path | None, list[_Identity]]:
     if not files:
-        return [], None
+        return [], None, []
     sidecars = {f: read_sidecar(sidecar_path(f)) for f in files if sidecar_path(f).is_file()}
     sigma_files = {(f.parent / s["sigma_file"]).resolve() for f, s in sidecars.items()
                    if "sigma_file" in s}
@@ -234,7 +339,10 @@ def _collect_nifti(folder: Path) -> tuple[list[_Item], Path | None]:
                                  file=side, field="paired_ct")
             paired = (f.parent / paired.strip()).resolve()
         items.append(_Item(v, f, side, paired, _role(v.meta.get("role"), side)))
-    return items, (label_files[0] if label_files else None)
+    idents = [_Identity.from_meta(it.volume.meta, it.meta_file) for it in items]
+    idents += [_Identity.from_meta(s, sidecar_path(f)) for f, s in sidecars.items()
+               if f in label_files]
+    return items, (label_files[0] if label_files else None), idents
 
 
 def _role(value: Any, file: Path) -> str | None:
@@ -246,20 +354,41 @@ def _role(value: Any, file: Path) -> str | None:
     return value
 
 
-def _collect_dicom(folder: Path, cal: float | None) -> list[_Item]:
-    from theradose.io._dicom_common import list_dicom_files, read_dataset
-    from theradose.io._dicom_read import list_series, read_dicom_series
+def _dicom_series(files: list[Path]
+                  ) -> tuple[list[tuple[str, list[Path]]], list[_Identity], list[dict[str, str]]]:
+    """Group DICOM files by series (headers only): image series, identities, skipped series.
 
-    if not list_dicom_files(folder):
-        return []
-    series = list_series(folder)
-    items = []
-    for uid, files in progress(list(series.items()), desc="reading DICOM", total=len(series)):
-        modality = str(read_dataset(files[0], stop_before_pixels=True).get("Modality", ""))
-        if modality not in ("CT", "NM", "PT"):
-            log.info("%s: series %s (%s) not part of a study's images; skipped", files[0], uid,
-                     modality or "no Modality")
+    A file with a DICOM preamble that cannot be parsed is an error (it may be a slice of a
+    series), not skipped.
+    """
+    from theradose.io._dicom_common import read_dataset
+
+    groups: dict[str, list[tuple[Path, Any]]] = {}
+    for f in files:
+        ds = read_dataset(f, stop_before_pixels=True)
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "") or ""), []).append((f, ds))
+    series, idents, skipped = [], [], []
+    for _, members in sorted(groups.items(), key=lambda kv: str(kv[1][0][0])):
+        first, ds = members[0]
+        idents.append(_Identity.from_dataset(ds, first))
+        modality = str(ds.get("Modality", "") or "")
+        if modality in ("CT", "NM", "PT"):
+            series.append((modality, [f for f, _ in members]))
             continue
+        n = len(members)
+        why = f"{modality or 'no Modality'} series ({n} file{'s' * (n > 1)}): not an image " \
+              "series the study uses (CT, NM, PT)"
+        if modality in ("SEG", "RTSTRUCT"):
+            why += "; theradose run reads it for the VOIs"
+        skipped.append(_skip(first, why))
+    return series, idents, skipped
+
+
+def _read_dicom(series: list[tuple[str, list[Path]]], cal: float | None) -> list[_Item]:
+    from theradose.io._dicom_read import read_dicom_series
+
+    items = []
+    for modality, files in progress(series, desc="reading DICOM", total=len(series)):
         v = read_dicom_series(files, calibration_cps_per_mbq=cal if modality == "NM" else None)
         items.append(_Item(v, files[0], files[0]))
     return items
@@ -302,8 +431,8 @@ def _therapy_administration(therapy: list[_Item], folder: Path, *, nuclide, acti
                 first = (it, adm)
             elif not _same_administration(first[1], adm):
                 raise InputError(
-                    f"administration {adm.to_dict()} differs from {first[1].to_dict()} of "
-                    f"{first[0].path.name}; the time points must come from one administration "
+                    f"administration {adm.to_dict()} differs from {first[1].to_dict()} in "
+                    f"{first[0].meta_file}; the time points must come from one administration "
                     "(mark a pre-therapy image with \"role\": \"pretherapy\")",
                     file=it.meta_file, field="administration")
         nuc = it.volume.meta.get("nuclide") or (adm.nuclide if adm is not None else None)
@@ -311,8 +440,8 @@ def _therapy_administration(therapy: list[_Item], folder: Path, *, nuclide, acti
             if first_nuc is None:
                 first_nuc = (it, nuc)
             elif _nuclide_key(nuc) != _nuclide_key(first_nuc[1]):
-                raise InputError(f"nuclide {nuc!r} differs from {first_nuc[1]!r} of "
-                                 f"{first_nuc[0].path.name}; the time points must be of one "
+                raise InputError(f"nuclide {nuc!r} differs from {first_nuc[1]!r} in "
+                                 f"{first_nuc[0].meta_file}; the time points must be of one "
                                  "nuclide", file=it.meta_file, field="nuclide")
     if first is not None:
         it, adm = first
@@ -345,10 +474,22 @@ def _therapy_administration(therapy: list[_Item], folder: Path, *, nuclide, acti
 
 
 def _calibrate(it: _Item, cal: float | None) -> Volume:
-    """Counts -> Bq/mL with the formula of read_nm (docs/io-dicom.md)."""
+    """Finalise a therapy time point's image: Bq/mL, activity at the acquisition start.
+
+    Counts -> Bq/mL with the formula of read_nm (docs/io-dicom.md), then any decay correction
+    (DICOM DecayCorrection START / ADMIN, or the sidecar's ``"decay_correction"``) undone, as the
+    kinetics expects (:func:`~theradose.io.undo_decay_correction`).
+    """
+    from theradose.io._decay import undo_decay_correction
+
     v = it.volume
     if v.unit != "counts":
-        return v
+        # DICOM BQML images were warned about by read_nm (which then drops the argument).
+        if cal is not None and "source_files" not in v.meta:
+            warnings.warn(f"{it.meta_file}: calibration_cps_per_mbq: ignored for this image, "
+                          f"its unit is already {v.unit}, not counts", TheradoseWarning,
+                          stacklevel=3)
+        return undo_decay_correction(v, file=it.meta_file)
     stored = v.meta.get("calibration_cps_per_mbq")
     if stored is not None and cal is not None and not math.isclose(stored, cal, rel_tol=1e-6):
         raise InputError(f"argument calibration_cps_per_mbq={cal!r} contradicts the image's "
@@ -357,7 +498,7 @@ def _calibrate(it: _Item, cal: float | None) -> Volume:
     if cal is None:
         warnings.warn(f"{it.path}: unit: the image stays in counts; pass "
                       "calibration_cps_per_mbq to get Bq/mL", TheradoseWarning, stacklevel=3)
-        return v
+        return undo_decay_correction(v, file=it.meta_file)
     t_acq = v.meta.get("acquisition_duration_s")
     if t_acq is None:
         raise InputError("counts -> Bq/mL needs the acquisition duration; add "
@@ -367,10 +508,11 @@ def _calibrate(it: _Item, cal: float | None) -> Volume:
     factor = 1e6 / (t_acq * cal * v_ml)
     arr = v.array.astype(np.float64) * factor
     sigma = None if v.sigma is None else v.sigma.astype(np.float64) * factor
-    return v.replace(array=arr, sigma=sigma, unit="Bq/mL",
-                     meta={**v.meta, "calibration_cps_per_mbq": cal},
-                     note=f"counts -> Bq/mL: C = counts / ({t_acq:g} s x {cal:g} cps/MBq) "
-                          f"x 1e6 / {v_ml:g} mL")
+    v = v.replace(array=arr, sigma=sigma, unit="Bq/mL",
+                  meta={**v.meta, "calibration_cps_per_mbq": cal},
+                  note=f"counts -> Bq/mL: C = counts / ({t_acq:g} s x {cal:g} cps/MBq) "
+                       f"x 1e6 / {v_ml:g} mL")
+    return undo_decay_correction(v, file=it.meta_file)
 
 
 def _pair_ct(it: _Item, cts: list[_Item], tol_h: float) -> Volume | None:
@@ -448,10 +590,18 @@ def load_study(
     CT its sidecar names (``"paired_ct"``), else a CT with the same FrameOfReferenceUID, else the
     CT nearest in acquisition time within ``ct_tolerance_h`` whose field of view overlaps.
 
+    Every series (DICOM, and NIfTI images whose sidecar carries ``patient_id``,
+    ``patient_name`` or ``patient_birth_date``) must belong to one patient: PatientID,
+    PatientName and PatientBirthDate must agree wherever two files both give one. Other
+    FrameOfReferenceUIDs and StudyInstanceUIDs across sessions are normal (the patient left the
+    table) and not checked. What the folder holds but the study does not use is listed in
+    :attr:`Study.skipped` (see :func:`study_files`).
+
     Parameters
     ----------
     folder : str or Path
-        Folder searched recursively for ``*.nii``/``*.nii.gz`` and DICOM files.
+        Folder searched recursively (symbolic links to files and folders followed, each file
+        read once, hidden entries skipped) for ``*.nii``/``*.nii.gz`` and DICOM files.
     nuclide : str, optional
         Therapy nuclide (``"Lu-177"``); needed when no header or sidecar gives it.
     injected_activity_mbq : float, optional
@@ -471,15 +621,17 @@ def load_study(
     Raises
     ------
     InputError
-        No emission image; several administrations or nuclides among the time points; no
-        administration and the arguments missing; an argument contradicting the files; a NIfTI
-        without sidecar; bad ``role`` or ``paired_ct``.
+        No emission image; series of more than one patient (naming both files and the field);
+        several administrations or nuclides among the time points; no administration and the
+        arguments missing; an argument contradicting the files; a NIfTI without sidecar; bad
+        ``role`` or ``paired_ct``.
     TimeOrderError
         Two time points at the same time, or one before the injection.
     GeometryMismatchError
         A declared CT pair, or the label map, that does not overlap the emission image.
     UnreadableFileError
-        Missing folder, unreadable files.
+        Missing folder; a file with a DICOM preamble that cannot be parsed (it may be a slice of
+        a series, so it is not skipped).
 
     Examples
     --------
@@ -506,14 +658,22 @@ def load_study(
         nuclide = resolve_name(nuclide, field="nuclide")
     ct_tolerance_h = _positive(ct_tolerance_h, file=None, field="ct_tolerance_h")
 
-    items, labels_file = _collect_nifti(root)
-    items += _collect_dicom(root, calibration_cps_per_mbq)
+    files, skipped = study_files(root)
+    nifti_files, dicom_files, more = _sort_files(files)
+    skipped += more
+    series, idents, more = _dicom_series(dicom_files)
+    skipped += more
+    items, labels_file, nifti_idents = _collect_nifti(nifti_files, root)
+    _check_one_patient(idents + nifti_idents)
+    items += _read_dicom(series, calibration_cps_per_mbq)
     cts = [it for it in items if it.volume.modality == "CT"]
     emis = [it for it in items if it.volume.modality in _EMISSION]
     for it in items:
         if it.volume.modality not in ("CT", *_EMISSION):
             warnings.warn(f"{it.path}: modality: {it.volume.modality} image ignored by the "
                           "study loader (CT, NM, PT are used)", TheradoseWarning, stacklevel=2)
+            skipped.append(_skip(it.path, f"{it.volume.modality} image: not used by the study "
+                                          "loader (CT, NM, PT)"))
     if not emis:
         raise InputError(f"no emission image (NM or PT) among {len(items)} image(s) found",
                          file=root, field="modality")
@@ -535,9 +695,11 @@ def load_study(
     timed = []
     for it in therapy:
         h = _time_h(it, adm, "time point")
+        if it.volume.meta.get("administration") is None:
+            # the study's administration (files or arguments): an ADMIN decay correction of an
+            # image that does not carry it refers to this injection time
+            it.volume = it.volume.replace(meta={**it.volume.meta, "administration": adm})
         vol = _calibrate(it, calibration_cps_per_mbq)
-        if vol.meta.get("administration") is None:
-            vol = vol.replace(meta={**vol.meta, "administration": adm})
         timed.append((h, it, vol))
     timed.sort(key=lambda x: x[0])
     for (h0, a, _), (h1, b, _) in pairwise(timed):
@@ -572,8 +734,10 @@ def load_study(
     used = {id(tp.ct) for tp in (*time_points, *([pet] if pet else [])) if tp.ct is not None}
     for c in cts:
         if id(c.volume) not in used:
-            log.info("%s: CT not paired with any emission image", c.path)
+            skipped.append(_skip(c.path, "CT not paired with any emission image (no "
+                                         "FrameOfReferenceUID, paired_ct or acquisition time "
+                                         "within ct_tolerance_h matched)"))
     log.info("study %s: %d time point(s) at %s h, %s %.6g MBq", root, len(time_points),
              [round(tp.time_h, 2) for tp in time_points], adm.nuclide,
              adm.injected_activity_mbq)
-    return Study(time_points, adm, pet, labels, root)
+    return Study(time_points, adm, pet, labels, root, tuple(skipped))

@@ -155,25 +155,34 @@ def ct_volume(reg: dict[str, Any]) -> Volume:
 
 
 def find_voi_file(study_dir: Path) -> tuple[str, Path] | None:
-    """The first DICOM SEG (else RTSTRUCT) under ``study_dir``: ``(modality, path)`` or None."""
+    """The study's DICOM SEG (else RTSTRUCT): ``(modality, path)`` or None.
+
+    The folder is walked as the study loader walks it (:func:`theradose.io.study_files`,
+    symbolic links followed). Two SEGs, or two RTSTRUCTs without a SEG, are ambiguous: an
+    :class:`InputError` names both files rather than one being picked by file name.
+    """
     import pydicom
 
-    found: dict[str, Path] = {}
-    for p in sorted(study_dir.rglob("*")):
-        if not p.is_file() or p.suffix.lower() not in ("", ".dcm"):
+    from theradose.io import study_files
+
+    found: dict[str, list[Path]] = {"SEG": [], "RTSTRUCT": []}
+    for p in study_files(study_dir)[0]:
+        if p.suffix.lower() not in ("", ".dcm"):
             continue
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality"])
-        except Exception:
+        except Exception:  # not DICOM: the study loader reports such files
             continue
         mod = str(ds.get("Modality", ""))
-        if mod in ("SEG", "RTSTRUCT") and mod not in found:
-            found[mod] = p
-            if mod == "SEG":
-                break
-    for mod in ("SEG", "RTSTRUCT"):
         if mod in found:
-            return mod, found[mod]
+            found[mod].append(p)
+    for mod in ("SEG", "RTSTRUCT"):
+        if len(found[mod]) > 1:
+            raise InputError(f"{len(found[mod])} {mod} files in the study "
+                             f"({', '.join(str(p) for p in found[mod][:3])}); keep the one "
+                             "whose VOIs are to be used", file=found[mod][1], field="Modality")
+        if found[mod]:
+            return mod, found[mod][0]
     return None
 
 
@@ -194,7 +203,13 @@ def vois_stage(study_dir: Path, reg: dict[str, Any], cfg) -> tuple[LabelMap, dic
         labels = read_seg(path, reference=ct) if mod == "SEG" else rtstruct_to_labelmap(path, ct)
         source = {"modality": mod, "file": str(path)}
     else:
-        nifti = sorted(study_dir.rglob("labels.nii*"))
+        from theradose.io import study_files
+
+        nifti = [p for p in study_files(study_dir)[0] if p.name in ("labels.nii.gz",
+                                                                    "labels.nii")]
+        if len(nifti) > 1:
+            raise InputError(f"{len(nifti)} label maps in the study ({', '.join(map(str, nifti))})"
+                             "; keep one", file=nifti[1], field="labels")
         if not nifti:
             raise InputError("no VOIs: the study has no DICOM SEG, RTSTRUCT or labels.nii.gz "
                              "(draw them on the reference CT)", file=study_dir, field="labels")

@@ -18,11 +18,16 @@ propagate_labels
     Carry a label map through a transform (nearest neighbour).
 NCC_MIN
     The CT-NCC threshold below which a registration is flagged.
+GATE_RATIO, GATE_MIN_DROP
+    The quality gate: a time point whose CT dissimilarity (1 - NCC) after registration is an
+    outlier among the study's time points is flagged (``quality[i].outlier``, warning).
 """
 
 from theradose.registration._ct import CTRegistration, register_ct
 from theradose.registration._labels import propagate_labels
 from theradose.registration._study import (
+    GATE_MIN_DROP,
+    GATE_RATIO,
     NCC_MIN,
     RegisteredStudy,
     RegistrationQuality,
@@ -31,6 +36,8 @@ from theradose.registration._study import (
 from theradose.registration._warp import emission_grid, warp_emission
 
 __all__ = [
+    "GATE_MIN_DROP",
+    "GATE_RATIO",
     "NCC_MIN",
     "CTRegistration",
     "RegisteredStudy",

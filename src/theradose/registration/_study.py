@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from theradose.registration._warp import (
 )
 from theradose.volume import Geometry, Volume
 
-__all__ = ["NCC_MIN", "RegisteredStudy", "RegistrationQuality", "register_study"]
+__all__ = ["GATE_MIN_DROP", "GATE_RATIO", "NCC_MIN", "RegisteredStudy", "RegistrationQuality",
+           "register_study"]
 
 log = logging.getLogger("theradose")
 
@@ -36,6 +38,21 @@ NCC_MIN = 0.85
 NCC_DROP = 0.01
 #: Fraction of an emission total outside the reference field of view above which we warn.
 OUTSIDE_WARN = 0.02
+#: Quality gate (outlier among the time points of one study). A time point is an outlier when
+#: its dissimilarity ``1 - ncc_after`` exceeds ``GATE_RATIO`` times the median dissimilarity of
+#: the study's other registered time points, and its ``ncc_after`` is lower than their median
+#: by more than ``GATE_MIN_DROP``. Sessions of one patient, rigidly aligned, leave similar
+#: residuals (virtual patients, 8 mm: 1 - NCC = 0.0272-0.0278 with motion, noise or not; ~1e-6
+#: without motion), so their ratio stays near 1; the drop keeps noiseless, motion-free studies
+#: (median 1 - NCC ~ 1e-6, where any ratio is large) from flagging differences of 1e-4. Another
+#: virtual patient's SPECT/CT among motion-free sessions: NCC 0.974 and 0.985 vs 1.000 (flagged);
+#: the case reported in issue 17: 0.876 vs 0.999 (flagged).
+GATE_RATIO = 3.0
+GATE_MIN_DROP = 0.01
+#: Fewest other registered time points the gate compares a time point with.
+GATE_MIN_OTHERS = 2
+#: Fewest voxels along each axis of a CT that the rigid stage's smoothing pyramid accepts.
+MIN_CT_VOXELS = 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,12 @@ class RegistrationQuality:
         Fraction of the emission total outside the reference field of view (dropped).
     seconds : float
         Wall time of the registration and resampling, s.
+    gate : dict or None
+        The study-level quality gate (:func:`register_study`): ``outlier`` (True, False, or None
+        when not assessed: the reference, the PET, or fewer than ``GATE_MIN_OTHERS`` other
+        registered time points), ``others_median_ncc`` (median ``ncc_after`` of the other
+        registered time points), ``dissimilarity_ratio`` (``(1 - ncc_after) / (1 - median)``),
+        ``note`` (the rule, or why not assessed). None where the gate was not run.
 
     """
 
@@ -73,14 +96,23 @@ class RegistrationQuality:
     total_change: float = 0.0
     outside_fraction: float = 0.0
     seconds: float = 0.0
+    gate: dict[str, Any] | None = None
+
+    @property
+    def outlier(self) -> bool:
+        """True when the quality gate flagged this time point against the others."""
+        return bool(self.gate and self.gate.get("outlier"))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (NaN becomes None)."""
+        """JSON-serialisable form (NaN becomes None); the gate under ``quality_gate``."""
         def clean(v):
             return None if isinstance(v, float) and not math.isfinite(v) else v
-        return {k: clean(getattr(self, k)) for k in (
+        d = {k: clean(getattr(self, k)) for k in (
             "time_h", "metric_value", "ncc_after", "ncc_before", "ok", "message",
             "total_change", "outside_fraction", "seconds")}
+        d["quality_gate"] = None if self.gate is None else \
+            {k: clean(v) for k, v in self.gate.items()}
+        return d
 
 
 @dataclass(frozen=True)
@@ -125,9 +157,9 @@ class RegisteredStudy:
 
     @property
     def ok(self) -> bool:
-        """True when every registration (PET included) passed the quality check."""
+        """True when every registration (PET included) passed the quality check and the gate."""
         qs = [*self.quality, *([self.pet_quality] if self.pet_quality else [])]
-        return all(q.ok for q in qs)
+        return all(q.ok and not q.outlier for q in qs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary: reference, method, per-time-point quality and transforms."""
@@ -234,6 +266,33 @@ def _check_time_point(tp: TimePoint, what: str, file: str | None) -> None:
             field=f"{what.split(' ')[0]}.emission")
 
 
+def _check_registrable(ct: Volume, what: str, file: str | None) -> None:
+    """Refuse, before SimpleITK does with a traceback, a CT that cannot be registered."""
+    arr = ct.array
+    if min(arr.shape) < MIN_CT_VOXELS:
+        raise InputError(f"{what}: its CT has {'x'.join(map(str, arr.shape))} voxels (z,y,x); "
+                         f"registration needs at least {MIN_CT_VOXELS} along each axis (a "
+                         "localiser or a single slice is not a CT volume)", file=file,
+                         field="registration")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{what}: its CT holds NaN or infinite values; registration needs "
+                         "finite HU", file=file, field="registration")
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi == lo:
+        raise InputError(f"{what}: its CT is constant ({lo:g} {ct.unit} everywhere); "
+                         "registration needs anatomy to align", file=file,
+                         field="registration")
+
+
+def _itk_reason(exc: BaseException) -> str:
+    """The one-line reason inside a SimpleITK exception (no source paths, no object ids)."""
+    text = str(exc)
+    if "ITK ERROR:" in text:
+        text = text.split("ITK ERROR:", 1)[1]
+        text = re.sub(r"^\s*\w+\(0x[0-9a-fA-F]+\):\s*", "", text)
+    return " ".join(text.split()).rstrip(".") or type(exc).__name__
+
+
 def _identity():
     import SimpleITK as sitk
 
@@ -242,13 +301,27 @@ def _identity():
 
 def _register_one(tp: TimePoint, ref_ct: Volume, grid: Geometry, label: str, *,
                   deformable: bool, seed: int, is_reference: bool):
-    """Register one time point; returns (TimePoint, transform, rigid, quality)."""
+    """Register one time point; returns (TimePoint, transform, rigid, quality).
+
+    Raises
+    ------
+    InputError
+        SimpleITK failed (field ``registration``, naming the time point's CT file).
+
+    """
     t0 = time.perf_counter()
     if is_reference:
         transform = rigid = _identity()
         metric = None
     else:
-        res = register_ct(ref_ct.to_sitk(), tp.ct.to_sitk(), deformable=deformable, seed=seed)
+        try:
+            res = register_ct(ref_ct.to_sitk(), tp.ct.to_sitk(), deformable=deformable,
+                              seed=seed)
+        except RuntimeError as exc:  # SimpleITK raises RuntimeError for every ITK exception
+            raise InputError(
+                f"{label}: registering its CT to the reference CT ({_source(ref_ct)}) failed: "
+                f"{_itk_reason(exc)}; check that both CTs are volumes of the same body region",
+                file=_source(tp.ct) or _source(tp.emission), field="registration") from exc
         transform, metric = res.transform, res.metric_value
         rigid = _rigid_part(transform)
     fast = transform if is_reference else _fast_for_resampling(transform, ref_ct.geometry)
@@ -290,6 +363,12 @@ def register_study(study: Study, *, reference: int = 0, deformable: bool = False
     same transform with its total conserved (see :func:`warp_emission`). The reference's own
     images are not interpolated.
 
+    Quality gate: with at least ``GATE_MIN_OTHERS`` + 1 registered (non-reference) time points,
+    each is compared with the others (:func:`_quality_gate`); an outlier (e.g. a SPECT/CT of
+    another patient or session) is flagged in ``quality[i].gate`` and warned about, and kept:
+    :func:`~theradose.io.load_study` already refuses series of another PatientID, so the gate
+    is a second line that reports, and the user decides.
+
     Parameters
     ----------
     study : Study
@@ -311,15 +390,19 @@ def register_study(study: Study, *, reference: int = 0, deformable: bool = False
     Raises
     ------
     InputError
-        Not a Study, bad ``reference``, or a time point (or the PET) without a CT.
+        Not a Study, bad ``reference``, or a time point (or the PET) without a CT; field
+        ``registration``: a CT that cannot be registered (constant, non-finite values, fewer
+        than ``MIN_CT_VOXELS`` voxels along an axis) or whose registration SimpleITK refuses
+        (its reason, in one line).
     GeometryMismatchError
         An emission image that does not overlap its CT.
 
     Warns
     -----
     TheradoseWarning
-        A registration fails the quality check (``ok`` False), or more than 2 % of an emission
-        total lies outside the reference field of view.
+        A registration fails the quality check (``ok`` False), a time point is an outlier of
+        the quality gate (naming its file and its NCC against the others'), or more than 2 % of
+        an emission total lies outside the reference field of view.
 
     Examples
     --------
@@ -346,6 +429,13 @@ def register_study(study: Study, *, reference: int = 0, deformable: bool = False
     pet = study.pet if include_pet else None
     if pet is not None:
         _check_time_point(pet, f"pet ({pet.time_h:g} h)", _source(pet.emission) or src)
+    if n > 1 or pet is not None:
+        for i, tp in enumerate(study.time_points):
+            _check_registrable(tp.ct, labels[i] + " (reference)" * (i == reference),
+                               _source(tp.ct) or _source(tp.emission) or src)
+        if pet is not None:
+            _check_registrable(pet.ct, f"pet ({pet.time_h:g} h)",
+                               _source(pet.ct) or _source(pet.emission) or src)
 
     ref_tp = study.time_points[reference]
     ref_ct = ref_tp.ct
@@ -360,18 +450,70 @@ def register_study(study: Study, *, reference: int = 0, deformable: bool = False
         transforms.append(t)
         rigids.append(r)
         quality.append(q)
+    quality = _quality_gate(quality, reference)
+    for i, q in enumerate(quality):
+        if q.outlier:
+            g = q.gate
+            others = [f"{quality[j].ncc_after:.3f}" for j in range(n)
+                      if j not in (i, reference) and math.isfinite(quality[j].ncc_after)]
+            warnings.warn(
+                f"{_source(study.time_points[i].emission) or src}: registration: {labels[i]} is "
+                f"an outlier among the study's time points: CT NCC after registration "
+                f"{q.ncc_after:.3f} vs {g['others_median_ncc']:.3f} (median of the others: "
+                f"{', '.join(others)}); is it this patient's SPECT/CT of this therapy? It is "
+                "kept: check the images", TheradoseWarning, stacklevel=2)
     pet_t = pet_q = new_pet = None
     if pet is not None:
         pet_grid = emission_grid(grid, pet.emission.spacing_mm)
         new_pet, pet_t, _, pet_q = _register_one(pet, ref_ct, pet_grid, f"pet ({pet.time_h:g} h)",
                                                  deformable=deformable, seed=seed,
                                                  is_reference=False)
+        pet_q = replace(pet_q, gate=_not_assessed("pre-therapy PET: not compared with the "
+                                                  "therapy time points"))
         _report(pet_q, stacklevel=3)
         log.info("registration %s (%.1f s)", pet_q.message, pet_q.seconds)
     out = Study(tuple(tps), study.administration, pet=new_pet, labels=study.labels,
-                source=study.source)
+                source=study.source, skipped=study.skipped)
     return RegisteredStudy(out, transforms, quality, pet_t, pet_q, reference, bool(deformable),
                            grid, rigids)
+
+
+def _not_assessed(why: str) -> dict[str, Any]:
+    return {"outlier": None, "others_median_ncc": None, "dissimilarity_ratio": None,
+            "note": why}
+
+
+def _quality_gate(quality: list[RegistrationQuality], reference: int
+                  ) -> list[RegistrationQuality]:
+    """Flag a time point whose CT similarity after registration is an outlier in its study.
+
+    ``d = 1 - ncc_after`` is the residual dissimilarity; a time point is an outlier when
+    ``d > GATE_RATIO * median(d of the other registered time points)`` and ``ncc_after`` is
+    below their median by more than ``GATE_MIN_DROP`` (leave-one-out, the reference excluded:
+    its NCC with itself is 1). A ratio rather than median - k * MAD: with 2-5 time points a MAD
+    is not estimable (zero for motion-free phantoms), while the residual of aligned sessions of
+    one patient scales with noise and deformation alike in all of them.
+    """
+    rule = f"ratio > {GATE_RATIO:g} and NCC drop > {GATE_MIN_DROP:g} flags"
+    finite = {i: q.ncc_after for i, q in enumerate(quality)
+              if i != reference and math.isfinite(q.ncc_after)}
+    out = []
+    for i, q in enumerate(quality):
+        others = [v for j, v in finite.items() if j != i]
+        if i == reference:
+            gate = _not_assessed("reference time point")
+        elif i not in finite or len(others) < GATE_MIN_OTHERS:
+            gate = _not_assessed(f"not assessed: {len(others)} other time point(s) with a "
+                                 f"finite NCC, {GATE_MIN_OTHERS} needed")
+        else:
+            m = float(np.median(others))
+            d, dm = 1.0 - q.ncc_after, 1.0 - m
+            ratio = d / dm if dm > 0 else (math.inf if d > 0 else 1.0)
+            gate = {"outlier": bool(ratio > GATE_RATIO and q.ncc_after < m - GATE_MIN_DROP),
+                    "others_median_ncc": round(m, 6),
+                    "dissimilarity_ratio": float(f"{ratio:.4g}"), "note": rule}
+        out.append(replace(q, gate=gate))
+    return out
 
 
 def _report(q: RegistrationQuality, *, stacklevel: int) -> None:
