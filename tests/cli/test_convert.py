@@ -74,3 +74,32 @@ def test_convert_without_images(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["convert", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "Modality: no CT, NM or PT image series found" in capsys.readouterr().err
+
+
+def test_two_series_with_one_name_both_written(tmp_path, capsys):
+    """Two reconstructions of one acquisition (same modality, time, description): before, the
+    second replaced the first under ``--overwrite``; now each gets its own file."""
+    adm = Administration("Lu-177", 7400.0, INJ, "177Lu-PSMA-617")
+    info = DicomStudyInfo(patient_id="VP1", patient_weight_kg=80.0)
+    t = INJ + timedelta(hours=24)
+    g = Geometry((4, 7, 7), (4.8, 4.8, 4.8), (-16, -16, -9))
+    src = tmp_path / "dicom"
+    for k, level in enumerate((50.0, 80.0)):
+        nm = Volume(np.full(g.shape, level), g, unit="counts", modality="NM", acquisition_time=t)
+        write_nm(nm, src / f"nm_{k}.dcm", administration=adm, acquisition_duration_s=1800,
+                 patient=info)
+    out = tmp_path / "nifti"
+    for extra in ([], ["--overwrite"]):
+        assert main(["convert", str(src), "--out", str(out), *extra]) == 0
+        written = capsys.readouterr().out.split()
+        assert len(written) == 2 and len(set(written)) == 2
+    names = sorted(p.name for p in out.glob("*.nii.gz"))
+    assert len(names) == 2  # nothing overwritten within the run
+    # both series' values are there, one per file (50 and 80 counts, as written)
+    assert sorted(float(read_nifti(out / n).array.max()) for n in names) == [50.0, 80.0]
+    # the suffix comes from the SeriesInstanceUID, not from the reading order
+    uids = {read_dicom_series(src / f"nm_{k}.dcm").meta["series_instance_uid"] for k in (0, 1)}
+    import hashlib
+
+    tags = {hashlib.sha1(u.encode()).hexdigest()[:8] for u in uids}
+    assert {n.removesuffix(".nii.gz").rsplit("_", 1)[1] for n in names} == tags

@@ -80,12 +80,18 @@ def test_out_npz_full_kernel(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--voxel-mm", "4,4"], "field=--voxel-mm"),
-    (["--voxel-mm", "a"], "field=--voxel-mm"),
-    (["--voxel-mm", "-1"], "field=voxel_mm"),
-    (["--voxel-mm", "4", "--out", "k.txt"], "field=--out"),
-    (["--voxel-mm", "4", "--medium", "steel"], "field=medium"),
-    (["--voxel-mm", "4", "--classes", "beta"], "field=classes"),
+    (["--voxel-mm", "4,4"], "error: --voxel-mm: got '4,4'"),
+    (["--voxel-mm", "a"], "error: --voxel-mm: got 'a'"),
+    (["--voxel-mm", "-1"], "error: --voxel-mm: got '-1'"),
+    (["--voxel-mm", "4", "--out", "k.txt"], "error: --out: unsupported output 'k.txt'"),
+    (["--voxel-mm", "4", "--medium", "steel"], "error: --medium: 'steel' is not one of"),
+    (["--voxel-mm", "4", "--classes", "beta"], "error: --classes: got 'beta'"),
+    # exact integer box size: 1e9 mm wrapped around in int64 and reached np.zeros
+    (["--voxel-mm", "4", "--radius-mm", "1e9"], "error: --radius-mm: 1e+09 mm at 4.0 mm"),
+    (["--voxel-mm", "4", "--radius-mm", "nan"], "error: --radius-mm: expected a number > 0"),
+    (["--voxel-mm", "4", "--samples", "0"], "error: --samples: expected an integer >= 1"),
+    (["--voxel-mm", "4", "--seed", "-1"], "error: --seed: expected an integer >= 0"),
+    (["--voxel-mm", "4", "--density", "inf"], "error: --density: expected a density > 0"),
 ])
 def test_errors_one_line_exit_2(capsys, args, match):
     rc, _, err = _run(capsys, [*BASE, *args])

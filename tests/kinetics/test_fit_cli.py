@@ -41,7 +41,7 @@ def test_fit_options_and_table(capsys):
 
 @pytest.mark.parametrize(("extra", "match"), [
     (["--times-h", "4,24,96", "--values", "1,2"], "values: got 2 values for 3 times"),
-    (["--times-h", "4,24,20", "--values", "1,2,3"], "times_h: times must be strictly"),
+    (["--times-h", "4,24,20", "--values", "1,2,3"], "--times-h: times must be strictly"),
     (["--times-h", "4,24,96", "--values", "1,-2,3"], "values: activities must be >= 0"),
     (["--times-h", "4,24,96", "--values", "1,2,3", "--models", "mono,spline"],
      "models: unknown model 'spline'"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -11,11 +13,35 @@ from theradose._logging import progress
 from theradose.cli._main import CONTEXT, cli
 from theradose.errors import InputError
 
+_EXT = ".nii.gz"
+
 
 def _name(vol, index: int) -> str:
     t = vol.acquisition_time.strftime("%Y%m%dT%H%M%S") if vol.acquisition_time else f"{index:03d}"
     desc = re.sub(r"[^A-Za-z0-9]+", "-", str(vol.meta.get("series_description") or "")).strip("-")
-    return "_".join(p for p in (vol.modality.lower(), t, desc[:40]) if p) + ".nii.gz"
+    return "_".join(p for p in (vol.modality.lower(), t, desc[:40]) if p) + _EXT
+
+
+def unique_names(volumes: list) -> list[str]:
+    """Output file names, one per volume, never the same twice.
+
+    Series that would share a name (same modality, acquisition time and description, e.g. two
+    reconstructions of one acquisition) all get a suffix from their SeriesInstanceUID (the
+    first 8 hex digits of its SHA-1), so that the names do not depend on the reading order;
+    the volume's index is added if that is not enough (blank or equal UIDs).
+    """
+    names = [_name(v, i) for i, v in enumerate(volumes)]
+    counts = Counter(names)
+    out: list[str] = []
+    for i, (n, v) in enumerate(zip(names, volumes, strict=True)):
+        if counts[n] > 1:
+            uid = str(v.meta.get("series_instance_uid") or "")
+            tag = hashlib.sha1(uid.encode()).hexdigest()[:8] if uid else f"{i:03d}"
+            n = f"{n.removesuffix(_EXT)}_{tag}{_EXT}"
+        out.append(n)
+    taken = Counter(out)
+    return [f"{n.removesuffix(_EXT)}_{i:03d}{_EXT}" if taken[n] > 1 else n
+            for i, n in enumerate(out)]
 
 
 def convert_dicom_folder(source: str | Path, out: str | Path, *,
@@ -24,7 +50,8 @@ def convert_dicom_folder(source: str | Path, out: str | Path, *,
     """Write every CT, NM and PT series below ``source`` as NIfTI + sidecar into ``out``.
 
     Other objects (RT Dose, RTSTRUCT, SEG, ...) are skipped. ``out`` must not lie inside
-    ``source`` (inputs are never written into).
+    ``source`` (inputs are never written into). Two series never share an output file,
+    ``overwrite`` or not (see :func:`unique_names`).
 
     Returns
     -------
@@ -51,8 +78,8 @@ def convert_dicom_folder(source: str | Path, out: str | Path, *,
         raise InputError("no CT, NM or PT image series found", file=source, field="Modality")
     volumes.sort(key=lambda v: (v.acquisition_time is None, v.acquisition_time, v.modality))
     written = []
-    for i, vol in enumerate(volumes):
-        written.append(write_nifti(vol, dst / _name(vol, i), overwrite=overwrite))
+    for vol, name in zip(volumes, unique_names(volumes), strict=True):
+        written.append(write_nifti(vol, dst / name, overwrite=overwrite))
     return written
 
 

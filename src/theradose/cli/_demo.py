@@ -11,7 +11,8 @@ from theradose.cli._main import CONTEXT, cli
 @click.option("--out", default="theradose-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Folder for patient/ (DICOM + truth) and results/.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Virtual patient seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Virtual patient seed (0 to 4294967295).")
 @click.option("--voxel-mm", type=float, default=5.0, show_default=True,
               help="CT grid of the virtual patient (mm); 4-6 runs in < 2 min on 2 cores.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier demo in --out.")

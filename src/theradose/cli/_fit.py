@@ -31,6 +31,15 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+#: fit_tac argument -> the option of ``theradose fit`` that sets it (named in error messages).
+_OPTION = {"times_h": "--times-h", "values": "--values", "sigma": "--sigma",
+           "relative_sigma": "--relative-sigma", "models": "--models", "unit": "--unit",
+           "nuclide": "--nuclide", "criterion": "--criterion", "max_cv": "--max-cv",
+           "max_abs_corr": "--max-abs-corr", "input_uncertainty.calibration": "--calibration-u",
+           "input_uncertainty.recovery": "--recovery-u",
+           "input_uncertainty.volume": "--volume-u"}
+
+
 def _fmt(v: float | None, spec: str = ".4g") -> str:
     return "-" if v is None or v != v else format(v, spec)
 
@@ -70,12 +79,18 @@ def fit(times_h: str, values: str, unit: str, nuclide: str, sigma: str | None,
     from theradose.kinetics._fit import fit_tac
     from theradose.kinetics._uncertainty import InputUncertainty
 
-    r = fit_tac(_floats(times_h, "--times-h"), _floats(values, "--values"), unit=unit,
-                nuclide=nuclide, sigma=_floats(sigma, "--sigma"), relative_sigma=relative_sigma,
-                models=_names(models), criterion=criterion,
-                constrain_physical=not no_physical_constraint,
-                input_uncertainty=InputUncertainty(calibration_u, recovery_u, volume_u),
-                max_cv=max_cv, max_abs_corr=_corr(max_abs_corr))
+    t, y, sd, corr = (_floats(times_h, "--times-h"), _floats(values, "--values"),
+                      _floats(sigma, "--sigma"), _corr(max_abs_corr))
+    try:
+        r = fit_tac(t, y, unit=unit, nuclide=nuclide, sigma=sd, relative_sigma=relative_sigma,
+                    models=_names(models), criterion=criterion,
+                    constrain_physical=not no_physical_constraint,
+                    input_uncertainty=InputUncertainty(calibration_u, recovery_u, volume_u),
+                    max_cv=max_cv, max_abs_corr=corr)
+    except InputError as exc:  # name the option, not the library argument
+        if exc.field not in _OPTION:
+            raise
+        raise type(exc)(exc.detail, file=exc.file, field=_OPTION[exc.field]) from None
     if as_json:
         click.echo(r.to_json(indent=2))
         return

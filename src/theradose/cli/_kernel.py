@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,12 @@ import click
 import numpy as np
 
 from theradose.cli._main import cli
+from theradose.dose._media import MEDIA
 from theradose.dose._voxel_kernel import VoxelKernel
+from theradose.dose._vsv import MAX_KERNEL_VOXELS
 from theradose.errors import InputError
+
+_CLASSES = ("electron", "photon", "alpha")
 
 
 def _parse_voxel(text: str) -> float | tuple[float, float, float]:
@@ -20,10 +25,33 @@ def _parse_voxel(text: str) -> float | tuple[float, float, float]:
         vals = [float(p) for p in parts]
     except ValueError:
         vals = []
-    if len(vals) not in (1, 3):
-        raise InputError(f"invalid voxel size (field=--voxel-mm): got {text!r}, expected one "
-                         "number (cubic) or three comma-separated numbers x,y,z in mm")
+    if len(vals) not in (1, 3) or not all(math.isfinite(v) and v > 0 for v in vals):
+        raise InputError(f"got {text!r}, expected one number > 0 (cubic) or three "
+                         "comma-separated numbers x,y,z > 0 in mm", field="--voxel-mm")
     return vals[0] if len(vals) == 1 else (vals[0], vals[1], vals[2])
+
+
+def _check_options(vox: float | tuple[float, float, float], radius_mm: float | None,
+                   n_samples: int, seed: int, density_g_cm3: float | None) -> None:
+    """Refuse, before any work, options the generator cannot honour (one line, the option)."""
+    if radius_mm is not None:
+        if not (math.isfinite(radius_mm) and radius_mm > 0):
+            raise InputError(f"expected a number > 0 (mm), got {radius_mm!r}",
+                             field="--radius-mm")
+        h = (vox, vox, vox) if isinstance(vox, float) else vox
+        # exact integer arithmetic: a huge radius must not wrap around in int64
+        n_vox = math.prod(2 * max(math.ceil(radius_mm / v - 1e-9), 1) + 1 for v in h)
+        if n_vox > MAX_KERNEL_VOXELS:
+            raise InputError(f"{radius_mm:g} mm at {vox} mm voxels needs a box of {n_vox:.3g} "
+                             f"voxels, more than {MAX_KERNEL_VOXELS:g}: give a smaller radius",
+                             field="--radius-mm")
+    if n_samples < 1:
+        raise InputError(f"expected an integer >= 1, got {n_samples}", field="--samples")
+    if seed < 0:
+        raise InputError(f"expected an integer >= 0, got {seed}", field="--seed")
+    if density_g_cm3 is not None and not (math.isfinite(density_g_cm3) and density_g_cm3 > 0):
+        raise InputError(f"expected a density > 0 in g/cm3, got {density_g_cm3!r}",
+                         field="--density")
 
 
 def kernel_summary(kernel: VoxelKernel) -> dict[str, Any]:
@@ -77,8 +105,8 @@ def kernel_summary(kernel: VoxelKernel) -> dict[str, Any]:
 @click.option("--nuclide", required=True, help="ICRP-107 nuclide (Lu-177, Y-90, I-131, ...).")
 @click.option("--voxel-mm", "voxel_mm", required=True,
               help="Voxel size in mm: one number (cubic) or x,y,z (e.g. 4.8 or 4.42,4.42,3.0).")
-@click.option("--medium", default="water", show_default=True,
-              help="water, soft_tissue, adipose, lung, cortical_bone or air.")
+@click.option("--medium", default="water", show_default=True, type=click.Choice(sorted(MEDIA)),
+              help="Composition of the medium.")
 @click.option("--density", "density_g_cm3", type=float, default=None,
               help="Density in g/cm3 if not the medium's nominal one (O'Connor scaling).")
 @click.option("--classes", default="electron,photon", show_default=True,
@@ -106,12 +134,17 @@ def kernel(nuclide: str, voxel_mm: str, medium: str, density_g_cm3: float | None
     from theradose.io._outputs import atomic_path, prepare_output
 
     vox = _parse_voxel(voxel_mm)
+    _check_options(vox, radius_mm, n_samples, seed, density_g_cm3)
+    cls = [c.strip() for c in classes.split(",") if c.strip()]
+    if not cls or any(c not in _CLASSES for c in cls):
+        raise InputError(f"got {classes!r}, expected comma-separated names from "
+                         f"{', '.join(_CLASSES)}", field="--classes")
     if out is not None:
         if out.suffix.lower() not in (".npy", ".npz"):
-            raise InputError(f"unsupported output (field=--out): got {out.name!r}, expected a "
-                             ".npy or .npz file name")
+            raise InputError(f"unsupported output {out.name!r}, expected a .npy or .npz file "
+                             "name", field="--out")
         prepare_output(out, overwrite=overwrite)  # refuse before the (long) computation
-    k = voxel_s_values(nuclide, vox, medium, classes=[c for c in classes.split(",") if c],
+    k = voxel_s_values(nuclide, vox, medium, classes=cls,
                        radius_mm=radius_mm, n_samples=n_samples, seed=seed,
                        density_g_cm3=density_g_cm3, cache=not no_cache,
                        cache_dir=None if cache_dir is None else str(cache_dir))

@@ -21,8 +21,8 @@ def _times(text: str) -> tuple[float, ...]:
 @cli.command("simulate", context_settings=CONTEXT)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Output folder (DICOM study + truth/; a cohort gets patient_XXXX folders).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed: the same seed gives byte-identical files.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed, 0 to 4294967295: the same seed gives byte-identical files.")
 @click.option("--cohort", type=int, default=None, help="Simulate N patients in parallel.")
 @click.option("--preset", type=click.Choice(["psma", "sstr"]), default="psma", show_default=True,
               help="Theranostic pair: 68Ga-PSMA-11/177Lu-PSMA-617 or 68Ga/177Lu-DOTATATE.")

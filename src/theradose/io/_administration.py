@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -32,8 +33,13 @@ class Administration:
     radiopharmaceutical: str = ""
 
     def __post_init__(self) -> None:
-        if not (self.injected_activity_mbq > 0):
-            raise InputError(f"must be > 0 MBq, got {self.injected_activity_mbq!r}",
+        a = self.injected_activity_mbq
+        try:
+            ok = not isinstance(a, bool | str) and math.isfinite(float(a)) and float(a) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(f"must be a finite number > 0 MBq, got {a!r}",
                              field="injected_activity_mbq")
         if not isinstance(self.injection_time, datetime):
             raise InputError(f"must be a datetime, got {type(self.injection_time).__name__}",

@@ -9,6 +9,7 @@ spelling (``"Lu-177"``, ``"Tc-99m"``).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import warnings
 from datetime import datetime, timedelta
@@ -155,6 +156,36 @@ def _text(ds, keyword: str) -> str:
     return "" if v is None else str(v).strip()
 
 
+def _ds_number(item, keyword: str, file: str | Path) -> float | None:
+    """A DS attribute as a finite float; None when absent or empty.
+
+    Raises
+    ------
+    DicomTagError
+        For a value that is not a number (pydicom raises ``ValueError`` on access) or is NaN
+        or infinite.
+    """
+    try:
+        value = item.get(keyword)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raw = item.get_item(keyword)
+        shown = getattr(raw, "value", raw)
+        if isinstance(shown, bytes):
+            shown = shown.decode("latin-1", "replace").strip()
+        raise DicomTagError(f"not a decimal number (DS), got {shown!r}", file=file,
+                            field=keyword) from exc
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (ValueError, TypeError, OverflowError):
+        raise DicomTagError(f"not a decimal number (DS), got {value!r}", file=file,
+                            field=keyword) from None
+    if not math.isfinite(number):
+        raise DicomTagError(f"must be a finite number, got {value!r}", file=file, field=keyword)
+    return number
+
+
 def administration_from_dataset(ds, *, file: str | Path, nuclide: str | None = None,
                                 reference_date: str | None = None,
                                 scan_time: datetime | None = None
@@ -198,12 +229,10 @@ def administration_from_dataset(ds, *, file: str | Path, nuclide: str | None = N
         warnings.warn(str(DicomTagError(f"{len(seq)} items; the first is used", file=file,
                                         field="RadiopharmaceuticalInformationSequence")),
                       TheradoseWarning, stacklevel=2)
-    half_life = None
-    if item.get("RadionuclideHalfLife") not in (None, ""):
-        half_life = float(item.RadionuclideHalfLife)
-        if not half_life > 0:
-            raise DicomTagError(f"must be > 0 s, got {half_life!r}", file=file,
-                                field="RadionuclideHalfLife")
+    half_life = _ds_number(item, "RadionuclideHalfLife", file)
+    if half_life is not None and not half_life > 0:
+        raise DicomTagError(f"must be > 0 s, got {half_life!r}", file=file,
+                            field="RadionuclideHalfLife")
 
     # --- nuclide
     texts = []
@@ -220,8 +249,8 @@ def administration_from_dataset(ds, *, file: str | Path, nuclide: str | None = N
 
     # --- activity (Bq in DICOM)
     dose_mbq = None
-    if item.get("RadionuclideTotalDose") not in (None, ""):
-        dose_bq = float(item.RadionuclideTotalDose)
+    dose_bq = _ds_number(item, "RadionuclideTotalDose", file)
+    if dose_bq is not None:
         if dose_bq > 0:
             dose_mbq = dose_bq / 1e6
             if dose_bq < 1e4:

@@ -75,6 +75,15 @@ SIGMA_FLOOR_FRACTION = 0.01
 RATE_MIN_UNCONSTRAINED = 1e-6
 
 _ACCEPTED_DIMENSIONS = ("activity", "activity_concentration", "counts")
+#: Largest accepted value or sigma (any unit): the fit squares values and their inverse
+#: (covariance, chi-square), which overflow float64 (1.8e308) above ~1e154; 1e100 keeps a wide
+#: margin and is far above any activity, concentration or count.
+MAX_VALUE = 1e100
+#: Latest accepted time after injection (h, ~11 years): beyond it the exponentials of the tail
+#: overflow for any physical decay rate.
+MAX_TIME_H = 1e5
+#: Largest relative standard deviation (1000 %): more says the values carry no information.
+MAX_RELATIVE_SIGMA = 10.0
 
 
 def tia_unit_for(unit: str) -> str:
@@ -296,6 +305,13 @@ def _validate(times_h, values, sigma, relative_sigma, models, criterion, unit, f
     if t[0] < 0:
         raise TimeOrderError(f"times are hours after injection and must be >= 0, got {t[0]:g}",
                              field="times_h")
+    if t[-1] > MAX_TIME_H:
+        raise InputError(f"times are hours after injection, at most {MAX_TIME_H:g} h, got "
+                         f"{t[-1]:g}", field="times_h")
+    if np.any(np.abs(y) > MAX_VALUE):
+        raise InputError(f"values above {MAX_VALUE:g} cannot be fitted in float64 (their "
+                         f"squares overflow); got {float(np.max(np.abs(y))):g}: use a larger "
+                         "unit", field="values")
     if np.any(y < 0):
         raise InputError(f"activities must be >= 0, got {y.tolist()}; clip or remove negative "
                          "measurements", field="values")
@@ -311,10 +327,14 @@ def _validate(times_h, values, sigma, relative_sigma, models, criterion, unit, f
             raise InputError(f"got {s.size} sigmas for {t.size} times", field="sigma")
         if np.any(s <= 0):
             raise InputError(f"sigmas must be > 0, got {s.tolist()}", field="sigma")
+        if np.any(s > MAX_VALUE):
+            raise InputError(f"sigmas above {MAX_VALUE:g} cannot be fitted in float64, got "
+                             f"{float(np.max(s)):g}: use a larger unit", field="sigma")
     rel = 0.1 if relative_sigma is None else relative_sigma
-    if sigma is None and not (isinstance(rel, (int, float)) and math.isfinite(rel) and rel > 0):
-        raise InputError(f"relative_sigma must be a number > 0 (e.g. 0.1), got {rel!r}",
-                         field="relative_sigma")
+    if sigma is None and not (isinstance(rel, (int, float)) and math.isfinite(rel)
+                              and 0 < rel <= MAX_RELATIVE_SIGMA):
+        raise InputError(f"must be a number > 0 and at most {MAX_RELATIVE_SIGMA:g} (e.g. 0.1 "
+                         f"for 10 %), got {rel!r}", field="relative_sigma")
     if isinstance(models, str):
         models = (models,)
     models = tuple(models)
@@ -518,9 +538,10 @@ def fit_tac(
     Parameters
     ----------
     times_h : (n,) sequence of float
-        Times after injection (h), strictly increasing, >= 0.
+        Times after injection (h), strictly increasing, >= 0, at most :data:`MAX_TIME_H`.
     values : (n,) sequence of float
-        Decayed (not decay-corrected) activities, >= 0, in ``unit``.
+        Decayed (not decay-corrected) activities, >= 0 and at most :data:`MAX_VALUE`, in
+        ``unit``.
     unit : str
         Data unit: an activity (MBq), activity concentration (Bq/mL) or counts.
     nuclide : str
@@ -579,11 +600,11 @@ def fit_tac(
         times_h, values, sigma, relative_sigma, models, criterion, unit, fallback, inputs,
         n_tail)
     if not (isinstance(max_cv, (int, float)) and max_cv > 0):
-        raise InputError(f"max_cv must be a number > 0 (e.g. 0.5), got {max_cv!r}",
+        raise InputError(f"must be a number > 0 (e.g. 0.5), got {max_cv!r}",
                          field="max_cv")
     if max_abs_corr is not None and not (isinstance(max_abs_corr, (int, float))
                                          and 0 < max_abs_corr <= 1):
-        raise InputError(f"max_abs_corr must be in (0, 1] or None, got {max_abs_corr!r}",
+        raise InputError(f"must be in (0, 1] or None, got {max_abs_corr!r}",
                          field="max_abs_corr")
     nuc = get_nuclide(nuclide)
     lam = nuc.decay_constant_per_h

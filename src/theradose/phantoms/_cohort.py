@@ -70,6 +70,8 @@ def simulate_cohort(out: str | Path, n: int, *, seed: int = 0,
     """
     if not isinstance(n, int) or n < 1:
         raise InputError(f"must be a positive integer, got {n!r}", field="cohort")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
     if workers is not None and workers < 1:
         raise InputError(f"must be ≥ 1, got {workers}", field="workers")
     cfg = (config or SimulationConfig()).to_dict()

@@ -115,6 +115,11 @@ class VirtualPatient:
         return self.out / "truth"
 
 
+#: Largest seed: patient seeds are 32-bit words (cohorts draw them so), and the seed is
+#: written into PatientID/PatientName, which must stay short DICOM strings.
+MAX_SEED = 2**32 - 1
+
+
 def _rngs(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators per stage, so changing one stage never shifts another's draws."""
     names = ("anatomy", "lesions", "kinetics", "weights", "motion", "pet", "spect", "ct")
@@ -162,7 +167,8 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
     out : str or Path
         Output folder (created; must be empty unless ``overwrite``).
     seed : int
-        Seed of every random draw: the same seed and configuration give byte-identical files.
+        Seed of every random draw, 0 to :data:`MAX_SEED`: the same seed and configuration give
+        byte-identical files.
     config : SimulationConfig, optional
         What to simulate (defaults: PSMA, homogeneous, random anatomy, SPECT/CT at 4, 24, 96,
         168 h, noise and motion on).
@@ -180,8 +186,10 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
     >>> vp.truth["organs"]["kidney_left"]["tia_mbq_h"]  # doctest: +SKIP
     """
     cfg = config or SimulationConfig()
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or \
+            not 0 <= seed <= MAX_SEED:
+        raise InputError(f"must be an integer in [0, {MAX_SEED}] (a 32-bit seed), got "
+                         f"{seed!r}", field="seed")
     seed = int(seed)
     out = Path(out)
     _check_out(out, overwrite)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from theradose.errors import InputError, UnreadableFileError
+from theradose.kinetics._fit import MAX_RELATIVE_SIGMA
 
 __all__ = ["DEFAULTS", "PipelineConfig"]
 
@@ -47,6 +48,11 @@ _LESION_METHODS = ("none", "percent_max", "suv_threshold", "region_growing")
 _PVC = ("none", "gtm")
 _ENGINES = ("kernel", "organ_svalues", "montecarlo", "led")
 _PHANTOMS = ("auto", "adult_male", "adult_female")
+#: Engines whose options are a table ``[dose.<engine>]``.
+_ENGINE_TABLES = ("kernel", "montecarlo", "led")
+#: Largest registration seed: SimpleITK takes a 32-bit unsigned seed and is given ``seed + 1``
+#: (0 would mean "wall clock").
+MAX_SEED = 2**32 - 2
 
 
 def _fail(file: str | None, key: str, msg: str) -> InputError:
@@ -74,6 +80,9 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
                 "reference", "seed"):
             if int(value) != value or value < 0:
                 raise _fail(file, name, f"expected an integer >= 0, got {value!r}")
+            if key == "seed" and value > MAX_SEED:
+                raise _fail(file, name, f"expected an integer in [0, {MAX_SEED}] (a 32-bit "
+                            f"seed), got {value!r}")
             return int(value)
         if key not in _ZERO_OK and value <= 0 and key != "threshold":
             raise _fail(file, name, f"expected a number > 0, got {value!r}")
@@ -81,12 +90,17 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
             raise _fail(file, name, f"expected a number >= 0 (mm), got {value!r}")
         if key == "percent" and not 0 < value < 100:
             raise _fail(file, name, f"expected a percentage in (0, 100), got {value!r}")
+        if key == "relative_sigma" and value > MAX_RELATIVE_SIGMA:
+            raise _fail(file, name, f"expected a fraction in (0, {MAX_RELATIVE_SIGMA:g}] (0.1 "
+                        f"for 10 %), got {value!r}")
         if key == "max_abs_corr" and not 0 < value <= 1:
             raise _fail(file, name, f"expected a number in (0, 1], got {value!r}")
         return float(value)
     if isinstance(default, list):
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise _fail(file, name, f"expected a list of strings, got {value!r}")
+        if any(not v.strip() for v in value):
+            raise _fail(file, name, f"empty name in {list(value)!r}")
         return list(value)
     if isinstance(default, dict):
         if not isinstance(value, Mapping):
@@ -97,6 +111,84 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
             raise _fail(file, name, f"expected a string, got {value!r}")
         return value
     return value
+
+
+def _check_models(kin: dict[str, Any], file: str | None) -> None:
+    """Organ and voxel models against the registries of :mod:`theradose.kinetics`."""
+    from theradose.kinetics._models import MODELS, NONPARAMETRIC
+    from theradose.kinetics._voxel import FALLBACKS
+    from theradose.kinetics._voxel_models import VOXEL_MODELS
+
+    models = kin["models"]
+    if not models:
+        raise _fail(file, "kinetics.models", "empty; give at least one model (e.g. 'mono')")
+    known = (*MODELS, *NONPARAMETRIC)
+    for m in models:
+        if m not in known:
+            raise _fail(file, "kinetics.models", f"unknown model {m!r}; accepted: "
+                        f"{', '.join(known)}")
+    vmodels = kin["voxel_models"]
+    vknown = (*VOXEL_MODELS, *FALLBACKS)
+    if not vmodels:
+        raise _fail(file, "kinetics.voxel_models",
+                    "empty; give at least one model (e.g. 'mono')")
+    for m in vmodels:
+        if m not in vknown:
+            raise _fail(file, "kinetics.voxel_models", f"unknown model {m!r}; accepted: "
+                        f"{', '.join(vknown)}")
+    if len(set(vmodels)) != len(vmodels):
+        raise _fail(file, "kinetics.voxel_models", f"a model is listed twice in {vmodels!r}")
+    fb = [m for m in vmodels if m in FALLBACKS]
+    if fb and len(vmodels) > 1:
+        raise _fail(file, "kinetics.voxel_models", f"{fb[0]!r} is the automatic fallback; "
+                    f"list it alone to use it for every voxel, got {vmodels!r}")
+
+
+def _check_study(study: dict[str, Any], file: str | None) -> None:
+    """Nuclide name (ICRP-107) and injection time (ISO 8601), as ``load_study`` reads them."""
+    from theradose.io._nifti import _parse_time
+    from theradose.nuclides import resolve_name
+
+    if study["nuclide"] is not None:
+        resolve_name(study["nuclide"], field="study.nuclide", file=file)
+    if study["injection_time"] is not None:
+        _parse_time(study["injection_time"], file=None if file is None else Path(file),
+                    field="study.injection_time")
+
+
+def _finite(value: Any, file: str | None, key: str) -> None:
+    """No NaN or infinity anywhere in an option table (TOML allows ``nan`` and ``inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(file, key, f"expected a finite number, got {value!r}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _finite(v, file, f"{key}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _finite(v, file, f"{key}[{i}]")
+
+
+def _check_engine_options(dose: dict[str, Any], file: str | None) -> None:
+    """Build each engine of a non-empty ``[dose.<engine>]`` table: its checks run now.
+
+    The engines' constructors validate every option (names, ranges, choices) without
+    computing anything, so a wrong option fails before the study is read.
+    """
+    for name in _ENGINE_TABLES:
+        opts = dose[name]
+        if not opts:
+            continue
+        _finite(opts, file, f"dose.{name}")
+        from theradose.dose import get_engine
+
+        try:
+            get_engine(name, field=f"dose.{name}.name", **opts)
+        except InputError as exc:
+            fld = exc.field or "options"
+            fld = fld if fld.startswith(f"dose.{name}") else f"dose.{name}.{fld}"
+            raise InputError(exc.detail, file=file, field=fld) from None
+        except (TypeError, ValueError) as exc:  # a value the constructor cannot use
+            raise _fail(file, f"dose.{name}", f"invalid option value ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -115,7 +207,12 @@ class PipelineConfig:
     ------
     InputError
         Unknown section or key (the message names it and lists the accepted ones), a value of
-        the wrong type or range, an unknown lesion method, dose engine or phantom.
+        the wrong type or range (NaN and infinity included), an unknown lesion method, dose
+        engine, phantom, kinetic model (``kinetics.models`` against
+        :data:`theradose.kinetics.MODELS`, ``kinetics.voxel_models`` against the voxel
+        models) or nuclide, an injection time that is not ISO 8601, a registration seed
+        outside [0, 2**32 - 2], an option in ``[dose.kernel]``, ``[dose.montecarlo]`` or
+        ``[dose.led]`` that the engine rejects. Everything is checked here, before any work.
 
     Examples
     --------
@@ -180,8 +277,9 @@ class PipelineConfig:
         if full["kinetics"]["criterion"] not in ("aicc", "bic"):
             raise _fail(file, "kinetics.criterion",
                         f"got {full['kinetics']['criterion']!r}; accepted: aicc, bic")
-        if not full["kinetics"]["models"]:
-            raise _fail(file, "kinetics.models", "empty; give at least one model (e.g. 'mono')")
+        _check_models(full["kinetics"], file)
+        _check_study(full["study"], file)
+        _check_engine_options(full["dose"], file)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> PipelineConfig:
@@ -202,11 +300,21 @@ class PipelineConfig:
         """
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            raw = p.read_bytes()
         except OSError as exc:
-            raise UnreadableFileError(f"cannot read the configuration "
-                                      f"({exc.__class__.__name__})", file=p,
+            why = exc.strerror or exc.__class__.__name__
+            raise UnreadableFileError(f"cannot read the configuration ({why})", file=p,
                                       field="config") from None
+        if b"\x00" in raw:
+            raise UnreadableFileError("a binary file, not a TOML text file", file=p,
+                                      field="config")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnreadableFileError(f"not UTF-8 text (byte {exc.start}); a TOML file is UTF-8",
+                                      file=p, field="config") from None
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UnreadableFileError(f"not valid TOML ({exc})", file=p, field="config") from None
         return cls.from_dict(data, source=str(p))
