@@ -1,5 +1,7 @@
 """Output safety: refusal to overwrite, explicit overwrite, atomic replacement."""
 
+import os
+
 import pytest
 
 from theradose.errors import OutputExistsError
@@ -88,3 +90,145 @@ def test_atomic_path_gives_umask_permissions(tmp_path):
         assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(mask)
+
+
+# --- output_transaction: staged outputs published whole, under a lock --------------------------
+
+def _managed(name: str) -> bool:
+    return name in ("results.json", "a.txt", "b.txt", "sub") or name.startswith(".a.")
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): (p.read_text() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def _first_run(out):
+    from theradose.io._outputs import output_transaction
+
+    with output_transaction(out, marker="results.json", managed=_managed) as st:
+        (st / "a.txt").write_text("old a")
+        (st / "b.txt").write_text("old b")
+        (st / "results.json").write_text("old")
+    (out / ".cache").mkdir()
+    (out / ".cache" / "x.pkl").write_text("cached")
+    (out / "notes.txt").write_text("the user's")
+
+
+def test_transaction_publishes_whole_and_keeps_cache_and_user_files(tmp_path):
+    from theradose.io._outputs import output_transaction
+
+    out = tmp_path / "out"
+    _first_run(out)
+    with output_transaction(out, marker="results.json", managed=_managed, overwrite=True) as st:
+        assert st.parent == out and st.name == f".staging-{os.getpid()}"
+        assert (out / ".lock").read_text().strip() == str(os.getpid())
+        (st / "a.txt").write_text("new a")
+        (st / "sub").mkdir()
+        (st / "sub" / "c.txt").write_text("new c")
+        (st / "results.json").write_text("new")
+        assert (out / "results.json").read_text() == "old"  # nothing visible before the end
+    # b.txt of the earlier run is gone (no mix); the cache and the user's file are untouched;
+    # no lock, staging or set-aside folder is left
+    assert _tree(out) == {".cache": None, ".cache/x.pkl": "cached", "a.txt": "new a",
+                          "notes.txt": "the user's", "results.json": "new", "sub": None,
+                          "sub/c.txt": "new c"}
+
+
+def test_transaction_failure_publishes_nothing(tmp_path):
+    from theradose.io._outputs import output_transaction
+
+    out = tmp_path / "out"
+    _first_run(out)
+    before = _tree(out)
+    for exc in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(exc)), output_transaction(
+                out, marker="results.json", managed=_managed, overwrite=True) as st:
+            (st / "a.txt").write_text("half")
+            raise exc
+        assert _tree(out) == before
+
+
+def test_transaction_refuses_published_folder_without_overwrite(tmp_path):
+    from theradose.io._outputs import output_transaction
+
+    out = tmp_path / "out"
+    _first_run(out)
+    ran = []
+    with pytest.raises(OutputExistsError, match=r"results\.json: output exists"), \
+            output_transaction(out, marker="results.json", managed=_managed):
+        ran.append(1)
+    assert ran == [] and not (out / ".lock").exists()
+
+
+def test_transaction_interrupted_publish_rolls_back(tmp_path):
+    # the hook raises when half of the new outputs are in: the old ones come back whole
+    from theradose.io._outputs import output_transaction
+
+    out = tmp_path / "out"
+    _first_run(out)
+    before = _tree(out)
+
+    def hook(point):
+        if point == "publish:half":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), output_transaction(
+            out, marker="results.json", managed=_managed, overwrite=True, hook=hook) as st:
+        for n in ("a.txt", "b.txt", "results.json"):
+            (st / n).write_text("new")
+    assert _tree(out) == before
+
+
+def test_transaction_cleans_what_a_killed_run_left(tmp_path):
+    # a run killed (SIGKILL) in its publish: the old outputs set aside with the marker, one
+    # new file moved in, its staging folder, a lock file of a dead process, a temporary file
+    from theradose.io._outputs import output_transaction
+
+    out = tmp_path / "out"
+    _first_run(out)
+    before = _tree(out)
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    aside = out / ".replaced-99999999"
+    aside.mkdir()
+    for n in ("results.json", "a.txt", "b.txt"):
+        os.replace(out / n, aside / n)
+    (out / "a.txt").write_text("new, half published")
+    (out / ".staging-99999999").mkdir()
+    (out / ".staging-99999999" / "results.json").write_text("new")
+    (out / ".lock").write_text("99999999\n")  # no process holds it
+    (out / ".a.xyz.txt").write_text("temporary")
+    class Leave(Exception):
+        pass
+
+    with pytest.raises(Leave), output_transaction(
+            out, marker="results.json", managed=_managed, overwrite=True):
+        assert _tree(out) == {**before, ".lock": f"{os.getpid()}\n",
+                              f".staging-{os.getpid()}": None}
+        raise Leave  # without publishing
+    assert _tree(out) == before
+    # unpublished fragments (no marker, nothing set aside) are removed without overwrite
+    (out / "results.json").unlink()
+    with output_transaction(out, marker="results.json", managed=_managed) as st:
+        assert sorted(p.name for p in out.iterdir()) == [
+            ".cache", ".lock", f".staging-{os.getpid()}", "notes.txt"]
+        (st / "results.json").write_text("again")
+    assert (out / "results.json").read_text() == "again"
+
+
+def test_transaction_lock_refuses_a_second_run(tmp_path):
+    from theradose.io._outputs import output_transaction
+
+    out = tmp_path / "out"
+    with output_transaction(out, marker="results.json", managed=_managed):
+        # flock is per open file: a second open in this same process conflicts like another
+        # process would
+        with pytest.raises(OutputExistsError) as exc, output_transaction(
+                out, marker="results.json", managed=_managed):
+            pass
+        msg = str(exc.value)
+        assert msg == (f"{out}: another theradose run (pid {os.getpid()}) is writing this "
+                       "output folder; wait for it to finish or choose another folder")
+        assert (out / ".lock").exists()  # the refused run did not remove the holder's lock
+    assert sorted(p.name for p in out.iterdir()) == []

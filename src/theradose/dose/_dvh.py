@@ -325,7 +325,9 @@ def _from_values(values, weights, voxel_ml, *, unit, quantity, label, bin_gy) ->
     n = np.searchsorted(-vals, -edges, side="right")
     cum = np.concatenate([[0.0], np.cumsum(w)])
     cum_fr = cum[n] / total
-    mean = float(np.dot(w, vals) / total)
+    # exactly rounded sum: BLAS dot products depend on the arrays' memory alignment in the
+    # last bits, which made results.json differ between two runs of the same study
+    mean = math.fsum((w * vals).tolist()) / total
     median = _weighted_median(vals[::-1], w[::-1])
     prov = {"theradose_version": __version__,
             "method": "exact D_x/V_x from sorted voxel values (ICRU 83); histogram for display",

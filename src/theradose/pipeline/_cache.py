@@ -8,6 +8,12 @@ on, and the configuration sections that change its result. A re-run with, e.g., 
 engine finds the registration, TACs and TIA maps under the same keys and skips them.
 The cache holds pickles written by this program into the output folder; it is not meant to be
 shared or read from untrusted places.
+
+Entries are written atomically (:func:`theradose.io.atomic_path`: a temporary file in the same
+folder, flushed and fsynced, then ``os.replace``): a run killed while writing one leaves the
+previous entry or none, never a truncated pickle under an entry's name, only a hidden
+temporary file, which :meth:`StageCache.remove_temporaries` deletes at the next run's start
+(the pipeline holds the output folder's lock then, so no other run is writing it).
 """
 
 from __future__ import annotations
@@ -29,12 +35,17 @@ log = logging.getLogger("theradose")
 
 
 def fingerprint(folder: Path) -> str:
-    """Hash of the names, sizes and modification times of every file under ``folder``."""
+    """Hash of the names, sizes and modification times of every file under ``folder``.
+
+    Files are listed as the study loader lists them (:func:`theradose.io.study_files`:
+    symbolic links followed), so a time point linked into the study is part of the key.
+    """
+    from theradose.io import study_files
+
     h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for p in study_files(folder)[0]:  # the files the loader reads (links followed)
+        st = p.stat()
+        h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -86,6 +97,24 @@ class StageCache:
         log.info("%s: reused from cache (%s)", stage, p.name)
         self.hits.append(stage)
         return value
+
+    def remove_temporaries(self) -> list[str]:
+        """Delete hidden temporary files left by a writer that was killed; return their names.
+
+        Only call it while no other process writes this cache (the pipeline holds the output
+        folder's lock).
+        """
+        if not self.folder.is_dir():
+            return []
+        gone = []
+        for p in self.folder.iterdir():
+            if p.name.startswith(".") and p.is_file():
+                p.unlink(missing_ok=True)
+                gone.append(p.name)
+        if gone:
+            log.info("removed %d temporary file(s) of an interrupted run from %s", len(gone),
+                     self.folder)
+        return gone
 
     def put(self, stage: str, key: str, value: Any) -> None:
         """Store ``value``; older entries of the same stage are removed."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from theradose._logging import StageProgress
 from theradose.io import prepare_output
 
 __all__ = ["registration_residual", "run_demo", "truth_block", "truth_table"]
@@ -310,23 +311,28 @@ def run_demo(out: str | Path, *, seed: int = 0, voxel_mm: float = 5.0, noise: bo
 
     out = Path(out)
     prepare_output(out / "results" / "results.json", overwrite=overwrite)
-    vp = simulate_patient(out / "patient", seed=seed, overwrite=overwrite,
-                          config=SimulationConfig(preset="psma", voxel_mm=voxel_mm, noise=noise,
-                                                  motion=motion, n_lesions=n_lesions,
-                                                  lesion_volume_ml=lesion_volume_ml,
-                                                  truth_dose=("kernel",)))
+    steps = StageProgress(3, label="demo")  # lines on a terminal only (THERADOSE_PROGRESS=1)
+    with steps.stage("virtual patient"):
+        vp = simulate_patient(out / "patient", seed=seed, overwrite=overwrite,
+                              config=SimulationConfig(preset="psma", voxel_mm=voxel_mm,
+                                                      noise=noise, motion=motion,
+                                                      n_lesions=n_lesions,
+                                                      lesion_volume_ml=lesion_volume_ml,
+                                                      truth_dose=("kernel",)))
     nm = next(a for a in vp.truth["acquisitions"] if a["modality"] == "NM")
     # the default configuration, as `theradose run` gives a user's study; the one input a
     # site knows and the images do not carry is its camera's calibration factor
     cfg: dict[str, Any] = {"study": {"calibration_cps_per_mbq": nm["calibration_cps_per_mbq"]}}
     for sec, vals in (config or {}).items():
         cfg.setdefault(sec, {}).update(vals)
-    results = run_pipeline(vp.dicom, out / "results", cfg, overwrite=overwrite)
-    results["truth"] = truth_block(vp.truth, list(results["vois"]))
-    results["truth"]["resolution"] = {"camera_fwhm_mm": nm.get("fwhm_mm"),
-                                      "emission_voxel_mm": nm.get("voxel_mm")}
-    if motion:
-        results["truth"]["registration_residual"] = registration_residual(
-            results, vp.truth_dir, out / "results")
-    write_results(results, out / "results" / "results.json", overwrite=True)
+    with steps.stage("pipeline"):
+        results = run_pipeline(vp.dicom, out / "results", cfg, overwrite=overwrite)
+    with steps.stage("comparison with the truth"):
+        results["truth"] = truth_block(vp.truth, list(results["vois"]))
+        results["truth"]["resolution"] = {"camera_fwhm_mm": nm.get("fwhm_mm"),
+                                          "emission_voxel_mm": nm.get("voxel_mm")}
+        if motion:
+            results["truth"]["registration_residual"] = registration_residual(
+                results, vp.truth_dir, out / "results")
+        write_results(results, out / "results" / "results.json", overwrite=True)
     return results

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import hashlib
 import json
 import logging
 import math
+import os
 import platform
+import signal
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from theradose import __version__
-from theradose.errors import InputError, UnreadableFileError
-from theradose.io import atomic_path, prepare_output, write_nifti, write_rtdose, write_seg
+from theradose._logging import StageProgress
+from theradose.errors import InputError, OutputExistsError, UnreadableFileError
+from theradose.io import atomic_path, reproducible_dicom, write_nifti, write_rtdose, write_seg
+from theradose.io._outputs import output_transaction
 from theradose.pipeline import _stages
 from theradose.pipeline._cache import StageCache, fingerprint, stage_key
 from theradose.pipeline._config import PipelineConfig
@@ -168,6 +175,13 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     are cached under ``OUT/.cache`` (keyed by the input files and the relevant configuration),
     so a re-run with other dose options starts at the dose stage.
 
+    The outputs are written into a staging folder and published whole at the end
+    (:func:`theradose.io._outputs.output_transaction`: ``results.json`` moved in last, the
+    outputs of an earlier run moved out first), under a lock on ``OUT``: a failed or interrupted run
+    publishes nothing, its rerun resumes from the cache, and two runs never write one folder
+    at once. The same inputs, configuration and theradose give the same bytes in every output
+    (timestamps and timings only under ``provenance``; ``docs/pipeline.md``, "Reproducible").
+
     Parameters
     ----------
     study_dir : str or Path
@@ -192,7 +206,8 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     GeometryMismatchError
         An emission image that does not overlap its CT.
     OutputExistsError
-        ``OUT/results.json`` exists and ``overwrite`` is False.
+        ``OUT/results.json`` exists and ``overwrite`` is False, or another run is writing
+        ``OUT``.
 
     Examples
     --------
@@ -202,6 +217,7 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
 
     """
     t_start = time.perf_counter()
+    created = datetime.now().isoformat(timespec="seconds")
     cfg = _as_config(config)
     study = Path(study_dir).resolve()
     out = Path(out_dir).resolve()
@@ -210,121 +226,227 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
     if out == study or study in out.parents:
         raise InputError("the output folder is inside the study folder; theradose never writes "
                          "into a study: choose another --out", file=out, field="out_dir")
-    results_path = prepare_output(out / "results.json", overwrite=overwrite)
-    cache = StageCache(out / ".cache")
-    timings: dict[str, float] = {}
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", file=out, field="out_dir")
+    if (out / "results.json").exists() and not overwrite:  # before taking the lock
+        raise OutputExistsError(f"{out / 'results.json'}: output exists; pass overwrite=True "
+                                "(CLI: --overwrite) or choose another folder")
+    with output_transaction(out, marker="results.json", managed=_managed_names(out),
+                            overwrite=overwrite, hook=_test_kill) as staging:
+        cache = StageCache(out / ".cache")
+        cache.remove_temporaries()
+        results = _run(study, staging, cfg, cache, t_start, created)
+    return results
 
-    def timed(stage: str, t0: float) -> None:
-        timings[stage] = round(time.perf_counter() - t0, 3)
-        log.info("%s: %.2f s", stage, timings[stage])
+
+#: Entries of an output folder that the pipeline writes (replaced by a new run, removed when
+#: unpublished); anything else there (a user's own files, ``.cache``) is never touched.
+OUTPUT_PATTERNS = ("results.json", "tia.*", "tia_sigma.*", "dose_*", "rtdose*.dcm", "seg.dcm",
+                   "registration", "report.html", "report.pdf")
+
+
+def _managed_names(out: Path):
+    """Predicate of the names the pipeline owns in ``out``.
+
+    :data:`OUTPUT_PATTERNS`, the outputs listed by an earlier ``results.json`` (earlier
+    versions), and the hidden temporary files of those names that
+    :func:`theradose.io.atomic_path` of an older theradose could leave.
+    """
+    listed: set[str] = set()
+    try:
+        prev = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        listed = {Path(str(v)).parts[0] for v in prev.get("outputs", {}).values()
+                  if str(v) and not Path(str(v)).is_absolute() and ".." not in Path(str(v)).parts}
+    except (OSError, ValueError, AttributeError, IndexError):
+        pass
+    listed.discard(".cache")
+
+    def managed(name: str) -> bool:
+        if name in listed or any(fnmatch.fnmatchcase(name, p) for p in OUTPUT_PATTERNS):
+            return True
+        if name.startswith(".") and not name.startswith(".."):  # .<stem>.<random><suffix>
+            stem = name[1:].split(".")[0]
+            return bool(stem) and any(fnmatch.fnmatchcase(stem, p.split(".")[0])
+                                      for p in OUTPUT_PATTERNS)
+        return False
+
+    return managed
+
+
+def _test_kill(point: str) -> None:
+    """Test hook: ``THERADOSE_TEST_KILL_AT=<point>[:<SIGNAL>]`` kills this process there.
+
+    Points: each stage's name when it starts, ``publish`` and ``publish:half``. The signal
+    (default ``SIGKILL``) is sent to the process itself; ``tests/pipeline/test_transactional.py``
+    uses it to interrupt a run at every stage. Unset, it does nothing.
+    """
+    spec = os.environ.get("THERADOSE_TEST_KILL_AT")
+    if not spec:
+        return
+    at, _, sig = spec.rpartition(":") if spec.rsplit(":", 1)[-1].startswith("SIG") \
+        else (spec, "", "SIGKILL")
+    if at == point:
+        os.kill(os.getpid(), getattr(signal, sig))
+        time.sleep(5)  # a signal with a Python handler (SIGINT) is raised here
+
+
+class _Stages:
+    """Timing, progress lines and the test hook of the pipeline's stages."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.progress = StageProgress(len(names))
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        _test_kill(name)
+        with self.progress.stage(name):
+            t0 = time.perf_counter()
+            yield
+            self.timings[name] = round(time.perf_counter() - t0, 3)
+            log.info("%s: %.2f s", name, self.timings[name])
+
+
+def _dicom_stamp(name: str, reg: dict[str, Any], cfg: PipelineConfig, *arrays: np.ndarray
+                 ) -> tuple[str, datetime]:
+    """Key and timestamp that make the UIDs and dates of a DICOM output reproducible.
+
+    The key hashes the theradose version, the output's name, the reference CT's UIDs, the
+    configuration and the written content, so the same inputs give the same UIDs and another
+    content gets others. The timestamp (InstanceCreation, Content, Series date/time) is the
+    last emission scan's time (injection + the last time point): the data the output is made
+    of, not the clock.
+    """
+    h = hashlib.sha256(f"{__version__}\0{name}\0".encode())
+    h.update(json.dumps(_json(reg["ct_meta"]), sort_keys=True, default=str).encode())
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    t = reg["administration"].injection_time + timedelta(hours=float(max(reg["times_h"])))
+    return f"theradose-run:{h.hexdigest()}", t.replace(microsecond=0, tzinfo=None)
+
+
+def _run(study: Path, out: Path, cfg: PipelineConfig, cache: StageCache, t_start: float,
+         created: str) -> dict[str, Any]:
+    """The stages of :func:`run_pipeline`, writing into ``out`` (the staging folder)."""
+    ocfg = cfg.section("outputs")
+    stage = _Stages(["registration", "vois", "kinetics", "dose", "analysis", "outputs",
+                     *(["report"] if ocfg["report"] else [])])
+    timings = stage.timings
 
     # 1. load + register (cached)
-    t0 = time.perf_counter()
-    k_reg = stage_key(fingerprint(study), cfg.key_of("study", "registration"))
-    reg = cache.get("registration", k_reg)
-    if reg is None:
-        with collect_warnings("registration") as caught:
-            reg = _stages.load_and_register(study, cfg)
-        reg["warnings"] = caught
-        cache.put("registration", k_reg, reg)
-    timed("registration", t0)
+    with stage("registration"):
+        k_reg = stage_key(fingerprint(study), cfg.key_of("study", "registration"))
+        reg = cache.get("registration", k_reg)
+        if reg is None:
+            with collect_warnings("registration") as caught:
+                reg = _stages.load_and_register(study, cfg)
+            reg["warnings"] = caught
+            cache.put("registration", k_reg, reg)
     adm = reg["administration"]
     nuclide = adm.nuclide
 
     # 2. VOIs
-    t0 = time.perf_counter()
-    with collect_warnings("vois") as vois_warnings:
+    with stage("vois"), collect_warnings("vois") as vois_warnings:
         labels, voi_source = _stages.vois_stage(study, reg, cfg)
-    timed("vois", t0)
 
     # 3. kinetics (cached)
-    t0 = time.perf_counter()
-    k_kin = stage_key(k_reg, hashlib.sha256(labels.array.tobytes()).hexdigest(),
-                      json.dumps(sorted(labels.names.items())), cfg.key_of("kinetics"))
-    kin = cache.get("kinetics", k_kin)
-    if kin is None:
-        with collect_warnings("kinetics") as caught:
-            kin = _stages.kinetics_stage(reg, labels, cfg)
-        kin["warnings"] = caught
-        cache.put("kinetics", k_kin, kin)
-    timed("kinetics", t0)
+    with stage("kinetics"):
+        k_kin = stage_key(k_reg, hashlib.sha256(labels.array.tobytes()).hexdigest(),
+                          json.dumps(sorted(labels.names.items())), cfg.key_of("kinetics"))
+        kin = cache.get("kinetics", k_kin)
+        if kin is None:
+            with collect_warnings("kinetics") as caught:
+                kin = _stages.kinetics_stage(reg, labels, cfg)
+            kin["warnings"] = caught
+            cache.put("kinetics", k_kin, kin)
     grid = reg["geometry"]
     tia = Volume(kin["tia_map"].astype(np.float64), grid, unit="MBq*h", modality="OT",
                  sigma=kin["tia_sigma"].astype(np.float64), meta={"quantity": "TIA"})
 
     # 4. dose
-    t0 = time.perf_counter()
-    from theradose.materials import hu_to_density
+    with stage("dose"):
+        from theradose.materials import hu_to_density
 
-    ct = _stages.ct_volume(reg)
-    density = hu_to_density(ct)
-    dcfg = cfg.section("dose")
-    phantom = dcfg["phantom"]
-    if phantom == "auto":
-        sex = str(reg["ct_meta"].get("patient_sex") or "M").upper()
-        phantom = "adult_female" if sex.startswith("F") else "adult_male"
-    organ_tia = {n: (float(f.tia), float(f.sigma_tia)) for n, f in kin["fits"].items()}
-    organ_tia.update({n: (0.0, 0.0) for n in kin.get("empty", ())})
-    with collect_warnings("dose") as dose_warnings:
-        maps, per_voi, dose_info = dose_stage(
-            tia, density, labels, nuclide, dcfg["engines"],
-            {e: dcfg.get(e, {}) for e in ("kernel", "montecarlo", "led")}, organ_tia, phantom)
-    timed("dose", t0)
+        ct = _stages.ct_volume(reg)
+        density = hu_to_density(ct)
+        dcfg = cfg.section("dose")
+        phantom = dcfg["phantom"]
+        if phantom == "auto":
+            sex = str(reg["ct_meta"].get("patient_sex") or "M").upper()
+            phantom = "adult_female" if sex.startswith("F") else "adult_male"
+        organ_tia = {n: (float(f.tia), float(f.sigma_tia)) for n, f in kin["fits"].items()}
+        organ_tia.update({n: (0.0, 0.0) for n in kin.get("empty", ())})
+        with collect_warnings("dose") as dose_warnings:
+            maps, per_voi, dose_info = dose_stage(
+                tia, density, labels, nuclide, dcfg["engines"],
+                {e: dcfg.get(e, {}) for e in ("kernel", "montecarlo", "led")}, organ_tia,
+                phantom)
 
     # 5. DVH, BED, results
-    t0 = time.perf_counter()
-    primary = next(iter(maps), None)
-    # FFT round-off leaves |negative| doses ~1e-4 of the maximum: clipped at 0 in every map
-    # the exported maps are the dose to the patient: outside the body contour (the External
-    # structure, AAPM TG-263) they are 0, as a planning system reports them; what was there
-    # (photon and electron dose in the air at the skin) is recorded per engine
-    body = kin["body"]  # segmentation.body_contour of the reference CT
-    dose_maps = {}
-    for e, r in maps.items():
-        d = np.clip(r.dose.array, 0.0, None)
-        out_max = float(d[~body].max()) if (~body).any() else 0.0
-        dose_info[e] = {**_json(dose_info.get(e, {})), "outside_body": {
-            "voxels_set_to_zero": int(np.count_nonzero(d[~body])), "max_gy": out_max,
-            "fraction_of_max": out_max / float(d.max()) if d.max() > 0 else 0.0,
-            "body": "CT > -500 HU, largest connected region, holes filled per slice "
-                    "(segmentation.body_contour)"}}
-        dose_maps[e] = r.dose.replace(
-            array=np.where(body, d, 0.0),
-            sigma=None if r.sigma is None else np.where(body, np.asarray(r.sigma.array), 0.0))
-    dose_map = dose_maps[primary] if primary else None
-    rad = cfg.section("radiobiology")["enabled"]
-    with collect_warnings("analysis") as analysis_warnings:
-        vois = _voi_entries(labels, kin, maps, per_voi, primary, dose_map, rad)
-    timed("analysis", t0)
+    with stage("analysis"):
+        primary = next(iter(maps), None)
+        # FFT round-off leaves |negative| doses ~1e-4 of the maximum: clipped at 0 in every
+        # map; the exported maps are the dose to the patient: outside the body contour (the
+        # External structure, AAPM TG-263) they are 0, as a planning system reports them;
+        # what was there (photon and electron dose in the air at the skin) is recorded per
+        # engine
+        body = kin["body"]  # segmentation.body_contour of the reference CT
+        dose_maps = {}
+        for e, r in maps.items():
+            d = np.clip(r.dose.array, 0.0, None)
+            out_max = float(d[~body].max()) if (~body).any() else 0.0
+            dose_info[e] = {**_json(dose_info.get(e, {})), "outside_body": {
+                "voxels_set_to_zero": int(np.count_nonzero(d[~body])), "max_gy": out_max,
+                "fraction_of_max": out_max / float(d.max()) if d.max() > 0 else 0.0,
+                "body": "CT > -500 HU, largest connected region, holes filled per slice "
+                        "(segmentation.body_contour)"}}
+            dose_maps[e] = r.dose.replace(
+                array=np.where(body, d, 0.0),
+                sigma=None if r.sigma is None else np.where(body, np.asarray(r.sigma.array),
+                                                            0.0))
+        dose_map = dose_maps[primary] if primary else None
+        rad = cfg.section("radiobiology")["enabled"]
+        with collect_warnings("analysis") as analysis_warnings:
+            vois = _voi_entries(labels, kin, maps, per_voi, primary, dose_map, rad)
 
-    # 6. outputs
-    t0 = time.perf_counter()
-    ocfg = cfg.section("outputs")
+    # 6. outputs (into the staging folder: nothing there yet, overwrite is moot)
     outputs: dict[str, str] = {"results": "results.json"}
-    if ocfg["nifti"]:
-        write_nifti(tia, out / "tia.nii.gz", overwrite=overwrite)
-        outputs["tia"] = "tia.nii.gz"
-        outputs["tia_sigma"] = "tia_sigma.nii.gz"
-        for e, d in dose_maps.items():
-            write_nifti(d, out / f"dose_{e}.nii.gz", overwrite=overwrite)
-            outputs[f"dose_{e}"] = f"dose_{e}.nii.gz"
-            if d.sigma is not None:
-                outputs[f"dose_{e}_sigma"] = f"dose_{e}_sigma.nii.gz"
-    if ocfg["rtdose"] and dose_map is not None:
-        write_rtdose(dose_map.replace(sigma=None), out / "rtdose.dcm", reference=ct,
-                     comment=f"theradose {primary}", overwrite=overwrite)
-        outputs["rtdose"] = "rtdose.dcm"
-    if ocfg["seg"]:
-        write_seg(labels, out / "seg.dcm", reference=ct, algorithm_type="SEMIAUTOMATIC",
-                  series_description="theradose VOIs", overwrite=overwrite)
-        outputs["seg"] = "seg.dcm"
-    for name, data in sorted(reg.get("transforms_h5", {}).items()):
-        # reference -> time point (ITK convention), rigid or rigid + BSpline
-        with atomic_path(out / "registration" / name, overwrite=overwrite) as tmp:
-            tmp.write_bytes(data)
-        outputs[name.removesuffix(".h5")] = f"registration/{name}"
-    timed("outputs", t0)
+    with stage("outputs"):
+        if ocfg["nifti"]:
+            write_nifti(tia, out / "tia.nii.gz")
+            outputs["tia"] = "tia.nii.gz"
+            outputs["tia_sigma"] = "tia_sigma.nii.gz"
+            for e, d in dose_maps.items():
+                write_nifti(d, out / f"dose_{e}.nii.gz")
+                outputs[f"dose_{e}"] = f"dose_{e}.nii.gz"
+                if d.sigma is not None:
+                    outputs[f"dose_{e}_sigma"] = f"dose_{e}_sigma.nii.gz"
+        if ocfg["rtdose"] and dose_map is not None:
+            key, when = _dicom_stamp("rtdose.dcm", reg, cfg, dose_map.array)
+            with reproducible_dicom(key, timestamp=when):
+                write_rtdose(dose_map.replace(sigma=None), out / "rtdose.dcm", reference=ct,
+                             comment=f"theradose {primary}")
+            outputs["rtdose"] = "rtdose.dcm"
+        if ocfg["seg"]:
+            key, when = _dicom_stamp("seg.dcm", reg, cfg, labels.array,
+                                     np.array(json.dumps(sorted(labels.names.items()))))
+            with reproducible_dicom(key, timestamp=when):
+                write_seg(labels, out / "seg.dcm", reference=ct, algorithm_type="SEMIAUTOMATIC",
+                          series_description="theradose VOIs")
+            outputs["seg"] = "seg.dcm"
+        for name, data in sorted(reg.get("transforms_h5", {}).items()):
+            # reference -> time point (ITK convention), rigid or rigid + BSpline
+            with atomic_path(out / "registration" / name) as tmp:
+                tmp.write_bytes(data)
+            outputs[name.removesuffix(".h5")] = f"registration/{name}"
 
+    # per-time-point registration times are timings: under provenance, not in the results
+    registration = _json(reg["registration"])
+    reg_seconds = [q.pop("seconds", None) if isinstance(q, dict) else None
+                   for q in registration]
     results: dict[str, Any] = {
         "schema": SCHEMA,
         "software": _software(),
@@ -339,8 +461,10 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
                                       reg["fov_fraction"],
                                       kin.get("activity_moved_into_body")
                                       or [None] * len(reg["times_h"]), strict=True)],
-                  "reference_grid": grid.to_dict(), "vois_source": voi_source},
-        "registration": reg["registration"],
+                  "reference_grid": grid.to_dict(), "vois_source": voi_source,
+                  # what the loader did not read, and why (io.study_files, load_study)
+                  "skipped": reg["study"].get("skipped", [])},
+        "registration": registration,
         "config": cfg.to_dict(),
         "resolution": kin.get("pvc", {}).get("resolution"),
         "warnings": [*reg.get("warnings", []), *vois_warnings, *kin.get("warnings", []),
@@ -348,32 +472,40 @@ def run_pipeline(study_dir: str | Path, out_dir: str | Path,
         "vois": vois,
         "dose_engines": {e: _json(i) for e, i in dose_info.items()},
         "outputs": outputs,
-        "provenance": {"created": datetime.now().isoformat(timespec="seconds"),
+        "provenance": {"created": created,
                        "theradose": __version__, "timings_s": timings,
+                       "registration_seconds": reg_seconds,
                        "cache_hits": list(cache.hits), "primary_engine": primary,
                        "voxel_fit": {"counts": kin["voxel_counts"],
                                      "provenance": kin["voxel_provenance"]}},
     }
     results = _json(results)
 
-    if ocfg["report"] and dose_map is not None:
-        t0 = time.perf_counter()
-        try:
-            from theradose.report import ReportImages, write_report
-        except ImportError:
-            log.info("theradose.report is not available; report skipped")
-        else:
-            spect = Volume(reg["emission_bq_ml"][0], grid, unit="Bq/mL", modality="NM")
-            images = ReportImages(ct=ct, dose=dose_map.replace(sigma=None), spect=spect,
-                                  labels=labels)
-            html, pdf = write_report(results, out, images=images, overwrite=overwrite)
-            results["outputs"]["report_html"] = html.name
-            results["outputs"]["report_pdf"] = pdf.name
-        timed("report", t0)
-        results["provenance"]["timings_s"]["report"] = timings["report"]
+    if ocfg["report"]:
+        with stage("report"):
+            if dose_map is None:
+                log.info("no voxel dose map; report skipped")
+            else:
+                _report(results, out, reg, ct, dose_map, labels, grid, created)
+    results["provenance"]["timings_s"] = _json(timings)
     results["provenance"]["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    write_results(results, results_path, overwrite=overwrite)
+    write_results(results, out / "results.json")
     return results
+
+
+def _report(results: dict[str, Any], out: Path, reg: dict[str, Any], ct: Volume,
+            dose_map: Volume, labels: LabelMap, grid, created: str) -> None:
+    try:
+        from theradose.report import ReportImages, write_report
+    except ImportError:
+        log.info("theradose.report is not available; report skipped")
+        return
+    spect = Volume(reg["emission_bq_ml"][0], grid, unit="Bq/mL", modality="NM")
+    images = ReportImages(ct=ct, dose=dose_map.replace(sigma=None), spect=spect, labels=labels)
+    html, pdf = write_report(results, out, images=images,
+                             generated=datetime.fromisoformat(created))
+    results["outputs"]["report_html"] = html.name
+    results["outputs"]["report_pdf"] = pdf.name
 
 
 def _voi_entries(labels: LabelMap, kin: dict[str, Any], maps: dict[str, Any],

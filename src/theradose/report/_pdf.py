@@ -7,6 +7,7 @@ extracted (matplotlib's default Type 3 fonts cannot be).
 from __future__ import annotations
 
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -139,16 +140,19 @@ def _figure_page(pdf: PdfPages, fig: Figure, heading: str, caption: str) -> None
 
 
 def render_pdf(path: Path, title: str, sections: dict[str, Section | None],
-               figures: dict[str, list[tuple[Figure, str]]]) -> None:
+               figures: dict[str, list[tuple[Figure, str]]], *,
+               created: datetime | None = None) -> None:
     """Write the PDF report to ``path``.
 
     Layout: text page(s) with the summary, warnings, time points, dose table and truth
     comparison; one page for the slices; one per TAC figure (≤ 9 VOIs each); one for the
     DVH; text page(s) with fits, partial-volume correction, registration,
-    methods/provenance and the signature block.
+    methods/provenance and the signature block. ``created`` is the PDF's CreationDate (the
+    report's "generated" time, so the same content gives the same bytes; default: now).
     """
-    with matplotlib.rc_context({"pdf.fonttype": 42}), \
-            PdfPages(path, metadata={"Title": title, "Creator": "theradose"}) as pdf:
+    meta = {"Title": title, "Creator": "theradose",
+            **({"CreationDate": created} if created is not None else {})}
+    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(path, metadata=meta) as pdf:
         tp = _TextPages(pdf)
         tp.title(title)
         for key in ("summary", "warnings", "time_points", "dose", "truth"):

@@ -104,6 +104,6 @@ def write_report(results: Mapping[str, Any] | str | Path, out_dir: str | Path, *
     with atomic_path(html_path, overwrite=overwrite) as tmp:
         tmp.write_text(render_html(title, sections, pngs), encoding="utf-8")
     with atomic_path(pdf_path, overwrite=overwrite) as tmp:
-        render_pdf(tmp, title, sections, figs)
+        render_pdf(tmp, title, sections, figs, created=generated)
     log.info("report written: %s, %s", html_path, pdf_path)
     return html_path, pdf_path
