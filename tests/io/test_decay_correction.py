@@ -121,11 +121,17 @@ def test_undo_on_a_volume_scales_sigma_and_prefers_the_file_half_life():
     u = undo_decay_correction(v)
     np.testing.assert_allclose(u.array, 1000.0 * F_24H, rtol=1e-7)
     np.testing.assert_allclose(u.sigma, 100.0 * F_24H, rtol=1e-7)
-    # RadionuclideHalfLife (the value the scanner used) wins over ICRP-107: T½ = 100 h.
+    # RadionuclideHalfLife (the value the scanner used) wins over ICRP-107 (159.53 h) when
+    # within 1 %: T½ = 158 h (-0.96 %).
     w = undo_decay_correction(v.replace(meta={**v.meta,
+                                              "radionuclide_half_life_s": 158 * 3600.0}))
+    np.testing.assert_allclose(w.array, 1000.0 * 2 ** (-24 / 158), rtol=1e-12)
+    assert 2 ** (-24 / 158) == pytest.approx(0.90000, abs=5e-4)
+    # More than 1 % off (100 h for Lu-177: another nuclide or a unit slip) is an error.
+    with pytest.raises(InputError, match=r"^radionuclide_half_life_s: 360000 s contradicts the "
+                                         r"Lu-177 half-life of 574\d+ s \(159\.5 h"):
+        undo_decay_correction(v.replace(meta={**v.meta,
                                               "radionuclide_half_life_s": 100 * 3600.0}))
-    np.testing.assert_allclose(w.array, 1000.0 * 2 ** (-24 / 100), rtol=1e-12)
-    assert 2 ** (-24 / 100) == pytest.approx(0.84674531, rel=1e-8)
     # A sidecar's ISO string is accepted as the reference time (START, 30 min before).
     s = undo_decay_correction(v.replace(meta={
         "decay_correction": "START", "nuclide": "Lu-177",

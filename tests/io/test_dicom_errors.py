@@ -355,10 +355,12 @@ def test_pixel_module_errors(tmp_path):
     _edit(files[0], SamplesPerPixel=3)
     with pytest.raises(DicomTagError, match=r"CT_0001\.dcm: SamplesPerPixel: must be 1"):
         read_ct(tmp_path / "rgb")
-    files = _ct(tmp_path, "slope0")
-    _edit(files[1], RescaleSlope="0")
-    with pytest.raises(DicomTagError, match=r"CT_0002\.dcm: RescaleSlope: must not be 0"):
-        read_ct(tmp_path / "slope0")
+    for name, slope in (("slope0", "0"), ("slope_neg", "-1")):
+        files = _ct(tmp_path, name)
+        _edit(files[1], RescaleSlope=slope)
+        with pytest.raises(DicomTagError, match=rf"CT_0002\.dcm: RescaleSlope: must be > 0, got "
+                                                rf"{slope} "):
+            read_ct(tmp_path / name)
     files = _ct(tmp_path, "frames")
     _edit(files[1], NumberOfFrames=2)
     with pytest.raises(DicomTagError, match=r"CT_0002\.dcm: NumberOfFrames: 2 frames in a slice "

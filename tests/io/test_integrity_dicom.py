@@ -3,6 +3,9 @@
 import numpy as np
 import pydicom
 import pytest
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 
 from theradose.errors import DicomTagError, InputError
 from theradose.io import read_ct, read_nm, write_ct_series, write_nm
@@ -17,10 +20,16 @@ def _nm(tmp_path):
 
 
 def _edit(path, **changes):
+    """Set (None: delete) attributes; a bytes value is stored verbatim (pydicom refuses to set
+    malformed DS/IS/DA values, but files carry them)."""
     ds = pydicom.dcmread(path)
     for k, v in changes.items():
         if v is None:
             delattr(ds, k)
+        elif isinstance(v, bytes):
+            tag = Tag(tag_for_keyword(k))
+            v += b" " * (len(v) % 2)
+            ds._dict[tag] = RawDataElement(tag, dictionary_VR(tag), len(v), v, 0, False, True)
         else:
             setattr(ds, k, v)
     ds.save_as(path)
@@ -53,12 +62,19 @@ def test_float_pixel_data_with_nan_or_inf(tmp_path):
 @pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # pydicom, writing 'nan'
 @pytest.mark.parametrize("changes, field, pattern", [
     ({"PixelSpacing": ["0", "4"]}, "PixelSpacing", r"must be 2 positive numbers"),
-    ({"PixelSpacing": ["nan", "4"]}, "PixelSpacing", r"must be 2 positive numbers"),
+    ({"PixelSpacing": ["nan", "4"]}, "PixelSpacing", r"not finite"),
     ({"SpacingBetweenSlices": None, "SliceThickness": "-4"}, "SliceThickness",
      r"must be > 0 mm, got -4"),
     ({"SpacingBetweenSlices": "0", "SliceThickness": "0"}, "SpacingBetweenSlices",
      r".*both missing or 0"),
     ({"Rows": 0}, "Rows", r"must be >= 1, got 0"),
+    # malformed numbers: a DicomTagError naming the field, never a bare ValueError
+    ({"PixelSpacing": b"abc\\abc"}, "PixelSpacing", r"malformed value|not a number"),
+    ({"NumberOfFrames": b"abc"}, "NumberOfFrames", r"malformed value|not an integer"),
+    ({"SeriesDate": b"garbage"}, "SeriesDate", r"invalid DICOM date/time 'garbage'"),
+    ({"StudyTime": b"99xx"}, "StudyTime", r"invalid DICOM date/time"),
+    ({"RescaleSlope": "-1"}, "RescaleSlope", r"must be > 0, got -1 "),
+    ({"RescaleSlope": "0"}, "RescaleSlope", r"must be > 0, got 0 "),
 ])
 def test_nm_impossible_geometry(tmp_path, changes, field, pattern):
     p = _nm(tmp_path)
@@ -82,3 +98,16 @@ def test_single_slice_needs_a_thickness(tmp_path):
     with pytest.raises(DicomTagError, match=r"SliceThickness: slice spacing must be a finite "
                                             r"number > 0 mm"):
         read_ct(tmp_path / "ct")
+
+
+def test_malformed_orientation_in_the_detector_sequence(tmp_path):
+    # write_nm stores the orientation in DetectorInformationSequence[0] (as cameras do)
+    p = _nm(tmp_path)
+    ds = pydicom.dcmread(p)
+    item = ds.DetectorInformationSequence[0]
+    tag = Tag(tag_for_keyword("ImageOrientationPatient"))
+    item._dict[tag] = RawDataElement(tag, "DS", 4, b"abc ", 0, False, True)
+    ds.save_as(p)
+    with pytest.raises(DicomTagError, match=r"nm\.dcm: ImageOrientationPatient: (malformed "
+                                            r"value|not a number)"):
+        read_nm(p)

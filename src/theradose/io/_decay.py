@@ -83,9 +83,13 @@ def _half_life_s(volume: Volume, *, file) -> float:
                 or hl <= 0:
             raise InputError(f"must be a finite number > 0 s, got {hl!r}", file=file,
                              field="radionuclide_half_life_s")
-        return float(hl)
     admin = volume.meta.get("administration")
     nuclide = volume.meta.get("nuclide") or (admin.nuclide if admin is not None else None)
+    if hl is not None:
+        from theradose.io._radiopharmaceutical import check_half_life
+
+        check_half_life(float(hl), nuclide, file=file, field="radionuclide_half_life_s")
+        return float(hl)
     if not nuclide:
         raise InputError("undoing the decay correction needs the half-life: no "
                          "RadionuclideHalfLife and no nuclide (add \"nuclide\" or "

@@ -13,6 +13,8 @@ from theradose.volume import Geometry
 
 __all__ = [
     "dicom_datetime",
+    "dicom_int",
+    "dicom_numbers",
     "format_dicom_datetime",
     "geometry_from_slices",
     "is_dicom_file",
@@ -113,6 +115,43 @@ def require(ds, keyword: str, *, file: str | Path | None = None, what: str = "")
     return value
 
 
+def dicom_numbers(value, *, file=None, field: str, size: int | None = None) -> np.ndarray:
+    """A DICOM DS/IS value (single or multi-valued) as finite floats, or a DicomTagError.
+
+    Every ``float()`` of a header value goes through here (or :func:`dicom_int`), so a
+    malformed value (``abc``, ``1/abc``, NaN) names the file and the field instead of ending
+    in a bare ``ValueError``.
+
+    Parameters
+    ----------
+    value : str, number or sequence of them
+    file, field : where the value came from (for the message).
+    size : int, optional
+        Required number of values (e.g. 6 for ImageOrientationPatient).
+
+    """
+    try:
+        arr = np.asarray(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise DicomTagError(f"not a number: {value!r}", file=file, field=field) from exc
+    if size is not None and arr.size != size:
+        raise DicomTagError(f"needs {size} values, got {arr.size}", file=file, field=field)
+    if not np.all(np.isfinite(arr)):
+        raise DicomTagError(f"not finite: {value!r}", file=file, field=field)
+    return arr
+
+
+def dicom_int(value, *, file=None, field: str) -> int:
+    """A DICOM IS value as an int, or a DicomTagError naming the file and the field."""
+    try:
+        f = float(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise DicomTagError(f"not an integer: {value!r}", file=file, field=field) from exc
+    if not (f == f and abs(f) != float("inf")) or f != int(f):
+        raise DicomTagError(f"not an integer: {value!r}", file=file, field=field)
+    return int(f)
+
+
 def dicom_datetime(date: str | None, time: str | None, *, file=None, field: str = "") -> datetime:
     """Combine DICOM DA ('YYYYMMDD') and TM ('HHMMSS.FFFFFF', parts optional) values.
 
@@ -149,10 +188,7 @@ def format_dicom_datetime(t: datetime) -> tuple[str, str]:
 
 def slice_axes(orientation, *, file=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row, column and normal unit vectors from ImageOrientationPatient (checked orthonormal)."""
-    iop = np.asarray(orientation, dtype=float)
-    if iop.size != 6:
-        raise DicomTagError(f"needs 6 values, got {iop.size}", file=file,
-                            field="ImageOrientationPatient")
+    iop = dicom_numbers(orientation, file=file, field="ImageOrientationPatient", size=6)
     row, col = iop[:3], iop[3:]
     if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or \
             abs(row @ col) > 1e-3:
@@ -203,15 +239,19 @@ def geometry_from_slices(positions: Iterable, orientation, pixel_spacing, n_rows
 
     """
     for kw, n in (("Rows", n_rows), ("Columns", n_cols)):
-        if int(n) < 1:
+        if dicom_int(n, file=file, field=kw) < 1:
             raise DicomTagError(f"must be >= 1, got {n} (an image needs at least one pixel)",
                                 file=file, field=kw)
     row, col, normal = slice_axes(orientation, file=file)
-    pos = np.asarray(list(positions), dtype=float).reshape(-1, 3)
+    pos = dicom_numbers(list(positions), file=file, field="ImagePositionPatient")
+    if pos.size % 3 or not pos.size:
+        raise DicomTagError(f"needs 3 values per slice, got {pos.size}", file=file,
+                            field="ImagePositionPatient")
+    pos = pos.reshape(-1, 3)
     proj = pos @ normal
     order = np.argsort(proj, kind="stable")
     proj_sorted = proj[order]
-    ps = np.asarray(pixel_spacing, dtype=float)
+    ps = dicom_numbers(pixel_spacing, file=file, field="PixelSpacing")
     if ps.size != 2 or not np.all(np.isfinite(ps)) or np.any(ps <= 0):
         raise DicomTagError(f"must be 2 positive numbers, got {ps.tolist()}", file=file,
                             field="PixelSpacing")

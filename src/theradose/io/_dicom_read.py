@@ -24,6 +24,8 @@ from theradose.errors import (
 )
 from theradose.io._dicom_common import (
     dicom_datetime,
+    dicom_int,
+    dicom_numbers,
     geometry_from_slices,
     list_dicom_files,
     read_dataset,
@@ -179,18 +181,19 @@ def _pixels(ds, file: Path, n_frames: int = 1) -> np.ndarray:
     if not ds[kws[0]].value:  # present with length 0 (pydicom reads it as None)
         raise DicomTagError("empty (0 bytes of pixel data; truncated or blanked file?)",
                             file=file, field=kws[0])
-    rows, cols = int(_req(ds, "Rows", file)), int(_req(ds, "Columns", file))
+    rows = dicom_int(_req(ds, "Rows", file), file=file, field="Rows")
+    cols = dicom_int(_req(ds, "Columns", file), file=file, field="Columns")
     for kw, n in (("Rows", rows), ("Columns", cols)):
         if n < 1:
             raise DicomTagError(f"must be >= 1, got {n} (an image needs at least one pixel)",
                                 file=file, field=kw)
-    spp = int(_get(ds, "SamplesPerPixel", file) or 1)
+    spp = dicom_int(_get(ds, "SamplesPerPixel", file) or 1, file=file, field="SamplesPerPixel")
     if spp != 1:
         raise DicomTagError(f"must be 1 (grey-scale), got {spp}", file=file,
                             field="SamplesPerPixel")
     tsyntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "1.2.840.10008.1.2"))
     if "PixelData" in ds and tsyntax in _NATIVE:
-        bits = int(_req(ds, "BitsAllocated", file))
+        bits = dicom_int(_req(ds, "BitsAllocated", file), file=file, field="BitsAllocated")
         expected = rows * cols * n_frames * bits // 8
         got = len(ds.PixelData)
         if got < expected or got > expected + 1:
@@ -235,8 +238,12 @@ def _rescale(ds, file: Path, *, required: bool, strict: bool) -> tuple[float, fl
         _oddity("missing; slope 1 and intercept 0 assumed", file=file,
                 field="RescaleSlope" if slope is None else "RescaleIntercept", strict=strict)
     slope = 1.0 if slope is None else slope
-    if slope == 0:
-        raise DicomTagError("must not be 0", file=file, field="RescaleSlope")
+    # Stored values are counts (NM), activity concentration (PT) or attenuation (CT): all grow
+    # with the physical quantity, so a slope <= 0 would make activity negative (or flip the
+    # HU scale) -- a corrupt header, never a valid image.
+    if slope <= 0:
+        raise DicomTagError(f"must be > 0, got {slope:g} (stored values would map to zero or "
+                            "negative activity / attenuation)", file=file, field="RescaleSlope")
     return slope, 0.0 if intercept is None else intercept
 
 
@@ -298,8 +305,8 @@ def _stack(headers: Sequence, files: Sequence[Path], where: Path, *, strict: boo
     """Geometry, rescaled values (``dtype``, [z, y, x]), slice order and headers in that order."""
     for ds, f in zip(headers, files, strict=True):
         nf = _get(ds, "NumberOfFrames", f)
-        if nf not in (None, "") and int(nf) > 1:
-            raise DicomTagError(f"{int(nf)} frames in a slice file; multi-frame (enhanced) "
+        if nf not in (None, "") and dicom_int(nf, file=f, field="NumberOfFrames") > 1:
+            raise DicomTagError(f"{nf} frames in a slice file; multi-frame (enhanced) "
                                 "objects are read only for NM", file=f, field="NumberOfFrames")
         for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows",
                    "Columns"):
@@ -317,7 +324,7 @@ def _stack(headers: Sequence, files: Sequence[Path], where: Path, *, strict: boo
                             file=files[0], field="SliceThickness")
     geom, order = geometry_from_slices(
         [ds.ImagePositionPatient for ds in headers], h0.ImageOrientationPatient,
-        h0.PixelSpacing, int(h0.Rows), int(h0.Columns),
+        h0.PixelSpacing, h0.Rows, h0.Columns,
         file=where if len(files) > 1 else files[0], spacing_between_slices=spacing,
         names=[_label(f, where) for f in files])
     order = [int(i) for i in order]
@@ -367,7 +374,31 @@ def _pair_time(ds, date_kw: str, time_kw: str, file) -> datetime | None:
     return None
 
 
+#: DA, TM and DT attributes checked in every file's header (any of them may be used for times).
+_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+_TIMES = ("StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime")
+
+
+def _check_dates(ds, file) -> None:
+    """Every present DA / TM / DT value parses; else a DicomTagError naming that field.
+
+    Only some of them give the acquisition time, but a garbled one means a garbled header:
+    an error rather than a silently different fallback.
+    """
+    for kw in _DATES:
+        if _text(ds, kw, file):
+            dicom_datetime(_text(ds, kw, file), "000000", file=file, field=kw)
+    for kw in _TIMES:
+        if _text(ds, kw, file):
+            dicom_datetime("20000101", _text(ds, kw, file), file=file, field=kw)
+    if _text(ds, "AcquisitionDateTime", file):
+        dicom_datetime(_text(ds, "AcquisitionDateTime", file), None, file=file,
+                       field="AcquisitionDateTime")
+
+
 def _earliest_acquisition(datasets: Sequence, files: Sequence[Path]) -> datetime | None:
+    for d, f in zip(datasets, files, strict=True):
+        _check_dates(d, f)
     times = [t for t in (_acq_time(d, f) for d, f in zip(datasets, files, strict=True)) if t]
     if times:
         return min(times)
@@ -503,13 +534,14 @@ def _rotation_duration_s(ds, file: Path) -> tuple[float | None, tuple[str, str] 
 
 
 def _nm_multiframe_geometry(ds, file: Path) -> tuple[Geometry, list[int], int]:
-    n_frames = int(_req(ds, "NumberOfFrames", file))
+    n_frames = dicom_int(_req(ds, "NumberOfFrames", file), file=file, field="NumberOfFrames")
     if n_frames < 1:
         raise DicomTagError(f"must be >= 1, got {n_frames}", file=file, field="NumberOfFrames")
     n_slices = _get(ds, "NumberOfSlices", file)
-    if n_slices not in (None, "") and int(n_slices) != n_frames:
+    if n_slices not in (None, "") and \
+            dicom_int(n_slices, file=file, field="NumberOfSlices") != n_frames:
         raise DicomTagError(
-            f"NumberOfSlices {int(n_slices)} != NumberOfFrames {n_frames}: several energy "
+            f"NumberOfSlices {n_slices} != NumberOfFrames {n_frames}: several energy "
             "windows, detectors or gates in one object are not supported", file=file,
             field="NumberOfSlices")
     det = ds.get("DetectorInformationSequence")
@@ -535,16 +567,14 @@ def _nm_multiframe_geometry(ds, file: Path) -> tuple[Geometry, list[int], int]:
     if dz is None or dz == 0:
         raise DicomTagError("SpacingBetweenSlices and SliceThickness are both missing or 0; "
                             "the slice spacing is unknown", file=file, field="SpacingBetweenSlices")
-    iop_arr = np.asarray(iop, dtype=float)
-    if iop_arr.size != 6:
-        raise DicomTagError(f"needs 6 values, got {iop_arr.size}", file=file,
-                            field="ImageOrientationPatient")
+    iop_arr = dicom_numbers(iop, file=file, field="ImageOrientationPatient", size=6)
     normal = np.cross(iop_arr[:3], iop_arr[3:])
     # Frames are slices along the normal of the orientation (row x column), frame k at
     # IPP + k * SpacingBetweenSlices * normal; a negative spacing runs the other way.
-    pos = np.asarray(ipp, dtype=float)[None, :] + np.arange(n_frames)[:, None] * dz * normal
-    geom, order = geometry_from_slices(pos, iop_arr, ps, int(_req(ds, "Rows", file)),
-                                       int(_req(ds, "Columns", file)), file=file,
+    ipp_arr = dicom_numbers(ipp, file=file, field="ImagePositionPatient", size=3)
+    pos = ipp_arr[None, :] + np.arange(n_frames)[:, None] * dz * normal
+    geom, order = geometry_from_slices(pos, iop_arr, ps, _req(ds, "Rows", file),
+                                       _req(ds, "Columns", file), file=file,
                                        spacing_between_slices=abs(dz))
     return geom, [int(i) for i in order], n_frames
 
@@ -760,8 +790,10 @@ def _read_pt(files, headers, where, *, nuclide, strict) -> Volume:
     series_type = h0.get("SeriesType")
     kind = str(series_type[0]).upper() if series_type else ""
     n_time = _get(h0, "NumberOfTimeSlices", f0)
-    if kind in ("DYNAMIC", "GATED") or (n_time not in (None, "") and int(n_time) > 1):
-        raise DicomTagError(f"dynamic or gated PET ({kind or f'{int(n_time)} time slices'}) is "
+    if kind in ("DYNAMIC", "GATED") or (n_time not in (None, "") and
+                                            dicom_int(n_time, file=f0,
+                                                      field="NumberOfTimeSlices") > 1):
+        raise DicomTagError(f"dynamic or gated PET ({kind or f'{n_time} time slices'}) is "
                             "not supported; split it into static frames", file=f0,
                             field="SeriesType")
     units = _text(h0, "Units").upper()

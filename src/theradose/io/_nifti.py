@@ -345,6 +345,12 @@ class _Layout:
         return math.prod(self.sizes) * self.dtype.itemsize
 
 
+#: Accepted voxel size (mm). Clinical CT/SPECT/PET voxels are 0.3-10 mm, micro-CT ~0.01 mm;
+#: 1 um to 10 m covers every imaging device and catches unit slips (m or um read as mm by 1e3
+#: beyond that) and garbage such as 1e-30, which would give voxel volumes of 1e-90 mL.
+VOXEL_MM_RANGE = (1e-3, 1e4)
+
+
 def _check_header(hdr, path: Path) -> _Layout:
     """Validate dim and pixdim as stored; return where the voxel data must be.
 
@@ -365,6 +371,11 @@ def _check_header(hdr, path: Path) -> _Layout:
     if not all(math.isfinite(v) and v > 0 for v in pixdim):
         raise InputError(f"voxel size {pixdim} mm (pixdim[1..{len(pixdim)}]) must be finite "
                          "and > 0 (SimpleITK would read 0 or NaN as 1 mm); correct the header",
+                         file=path, field="pixdim")
+    lo, hi = VOXEL_MM_RANGE
+    if not all(lo <= v <= hi for v in pixdim):
+        raise InputError(f"voxel size {pixdim} mm (pixdim[1..{len(pixdim)}]) outside "
+                         f"[{lo:g}, {hi:g}] mm: a unit slip or corrupt header; correct it",
                          file=path, field="pixdim")
     try:
         dtype = np.dtype(hdr.get_data_dtype())
@@ -827,9 +838,18 @@ def read_nifti(
                              "sidecar", file=p, field=name)
     arr, header_geom = _read_image(p)
     geom = _exact_geometry(header_geom, side.get("geometry"), file=src)
+    if modality in ("NM", "PT") and min(arr.shape[:3]) < 2:
+        # An emission image is a 3-D reconstruction; fewer than 2 voxels along an axis (1 x 1 x
+        # 1, a single slice) cannot be registered, resampled or resolution-modelled.
+        raise InputError(f"emission image ({modality}) of {arr.shape[2]} x {arr.shape[1]} x "
+                         f"{arr.shape[0]} voxels (x, y, z): needs at least 2 along every axis",
+                         file=p, field="dim")
     sigma = None
     if "sigma_file" in side:
         sig_p = src.parent / side["sigma_file"]
+        if not sig_p.is_file():
+            raise UnreadableFileError(f"the sigma image {sig_p} does not exist; correct the name "
+                                      "or remove \"sigma_file\"", file=src, field="sigma_file")
         sig_arr, sig_geom = _read_image(sig_p)
         if not sig_geom.same_as(header_geom):
             raise GeometryMismatchError(f"sigma image {sig_p.name} is on another grid than "

@@ -21,6 +21,7 @@ from theradose.io._dicom_common import dicom_datetime, format_dicom_datetime
 
 __all__ = [
     "administration_from_dataset",
+    "check_half_life",
     "half_life_s_of",
     "nuclide_code_meaning",
     "parse_nuclide_name",
@@ -136,6 +137,32 @@ def half_life_s_of(nuclide: str) -> float | None:
         return None
 
 
+#: Largest relative difference between a file's half-life and ICRP-107's that is accepted.
+#: Evaluated half-lives agree to < 0.1 % (Lu-177: 6.647 d in ICRP-107, 6.6443 d in NUBASE2020);
+#: scanners store the library value. A larger gap is another nuclide or a unit slip (hours for
+#: seconds), and it changes every decay correction exp(-ln2 dt / T½) made with it.
+HALF_LIFE_RTOL = 0.01
+
+
+def check_half_life(half_life_s: float | None, nuclide: str | None, *, file, field: str) -> None:
+    """Error when ``half_life_s`` differs from ICRP-107's for ``nuclide`` by > 1 %.
+
+    Raises
+    ------
+    DicomTagError
+        Naming ``field`` and both values (nothing is checked when either is unknown).
+    """
+    if half_life_s is None or not nuclide:
+        return
+    ref = half_life_s_of(nuclide)
+    if ref is None or abs(half_life_s / ref - 1.0) <= HALF_LIFE_RTOL:
+        return
+    raise DicomTagError(f"{half_life_s:g} s contradicts the {nuclide} half-life of {ref:g} s "
+                        f"({ref / 3600:.4g} h, ICRP-107) by {abs(half_life_s / ref - 1):.1%} "
+                        f"(> {HALF_LIFE_RTOL:.0%}); it would change the decay corrections. Fix "
+                        "the value or the nuclide", file=file, field=field)
+
+
 def resolve_override(nuclide: str) -> str:
     """Normalise a user-supplied ``nuclide=`` argument (raises UnknownNuclideError)."""
     name = parse_nuclide_name(nuclide)
@@ -246,10 +273,19 @@ def administration_from_dataset(ds, *, file: str | Path, nuclide: str | None = N
     name = override
     if name is None:
         name = next((n for n in map(parse_nuclide_name, texts) if n), None)
+    check_half_life(half_life, name, file=file, field="RadionuclideHalfLife")
 
     # --- activity (Bq in DICOM)
     dose_mbq = None
     dose_bq = _ds_number(item, "RadionuclideTotalDose", file)
+    if dose_bq is not None and dose_bq < 0:
+        raise DicomTagError(f"must be >= 0 Bq, got {dose_bq:g} (an injected activity cannot be "
+                            "negative)", file=file, field="RadionuclideTotalDose")
+    if dose_bq == 0:
+        warnings.warn(str(DicomTagError(
+            "0 Bq: treated as missing (the activity must come from another time point, the "
+            "sidecar or injected_activity_mbq)", file=file, field="RadionuclideTotalDose")),
+            TheradoseWarning, stacklevel=2)
     if dose_bq is not None:
         if dose_bq > 0:
             dose_mbq = dose_bq / 1e6

@@ -22,6 +22,7 @@ import numpy as np
 
 from theradose._logging import progress
 from theradose.errors import (
+    DicomTagError,
     GeometryMismatchError,
     InputError,
     TheradoseWarning,
@@ -203,15 +204,38 @@ def _is_nifti(p: Path) -> bool:
     return n.endswith(".nii.gz") or n.endswith(".nii")
 
 
+#: Files that cannot hold an image: documents, notes, viewer/OS by-products. Any other file
+#: that is neither DICOM nor NIfTI (a ``.dcm`` without preamble, ``.img``, no suffix, ...) may
+#: be an image in a format theradose does not read, so skipping it warns.
+_HARMLESS_SUFFIXES = frozenset({".txt", ".md", ".rst", ".pdf", ".doc", ".docx", ".odt",
+                                ".rtf", ".csv", ".tsv", ".xls", ".xlsx", ".log", ".html",
+                                ".htm", ".xml", ".toml", ".yaml", ".yml", ".ini", ".cfg",
+                                ".png", ".jpg", ".jpeg", ".gif", ".svg", ".py", ".sh", ".bat"})
+_HARMLESS_NAMES = frozenset({"dicomdir", "thumbs.db", "desktop.ini", "lockfile", "version",
+                             "readme", "license"})
+
+
+def _harmless(p: Path) -> bool:
+    return p.suffix.lower() in _HARMLESS_SUFFIXES or p.name.lower() in _HARMLESS_NAMES
+
+
 def _dicom_or_reason(p: Path) -> str | None:
-    """None for a DICOM file (preamble 'DICM' at byte 128), else why it is not read."""
+    """None for a DICOM file (preamble 'DICM' at byte 128), else why it is not read.
+
+    Raises
+    ------
+    UnreadableFileError
+        The file cannot be opened or read (it may be a time point's image).
+    """
     try:
         with open(p, "rb") as fh:
             fh.seek(128)
             if fh.read(4) == b"DICM":
                 return None
     except OSError as exc:
-        return f"cannot be read ({type(exc).__name__}: {exc.strerror})"
+        raise UnreadableFileError(f"cannot be read ({type(exc).__name__}: {exc.strerror}); "
+                                  "fix its permissions or remove it from the study folder",
+                                  file=p) from exc
     return ("neither DICOM (no 'DICM' preamble at byte 128) nor NIfTI (.nii, .nii.gz) nor a "
             "NIfTI's JSON sidecar")
 
@@ -231,6 +255,9 @@ def _sort_files(files: list[Path]) -> tuple[list[Path], list[Path], list[dict[st
             skipped.append(_skip(f, "JSON file that is no NIfTI image's sidecar"))
         else:
             skipped.append(_skip(f, reason))
+            if not _harmless(f):
+                warnings.warn(f"{f}: skipped: {reason}; if it is an image of the study, convert "
+                              "it to DICOM or NIfTI", TheradoseWarning, stacklevel=3)
     return nifti, dicom, skipped
 
 
@@ -354,6 +381,12 @@ def _role(value: Any, file: Path) -> str | None:
     return value
 
 
+#: DICOM objects that are no image of the study (read elsewhere or irrelevant): skipped with
+#: an info entry only. RTDOSE has Rows but is a dose grid (theradose compare reads it).
+_NON_IMAGE = frozenset({"RTSTRUCT", "SEG", "RTDOSE", "RTPLAN", "RTRECORD", "RTIMAGE", "REG",
+                        "SR", "KO", "PR", "DOC", "RWV", "PLAN", "FID"})
+
+
 def _dicom_series(files: list[Path]
                   ) -> tuple[list[tuple[str, list[Path]]], list[_Identity], list[dict[str, str]]]:
     """Group DICOM files by series (headers only): image series, identities, skipped series.
@@ -371,16 +404,25 @@ def _dicom_series(files: list[Path]
     for _, members in sorted(groups.items(), key=lambda kv: str(kv[1][0][0])):
         first, ds = members[0]
         idents.append(_Identity.from_dataset(ds, first))
-        modality = str(ds.get("Modality", "") or "")
+        modality = str(ds.get("Modality", "") or "").strip()
         if modality in ("CT", "NM", "PT"):
             series.append((modality, [f for f, _ in members]))
             continue
         n = len(members)
+        is_image = modality not in _NON_IMAGE and "Rows" in ds
+        if is_image and not modality:
+            raise DicomTagError("empty on an image (it has Rows/Columns, pixel data): the study "
+                                "cannot tell a SPECT (NM) from a PET (PT) or CT; set it",
+                                file=first, field="Modality")
         why = f"{modality or 'no Modality'} series ({n} file{'s' * (n > 1)}): not an image " \
               "series the study uses (CT, NM, PT)"
         if modality in ("SEG", "RTSTRUCT"):
             why += "; theradose run reads it for the VOIs"
         skipped.append(_skip(first, why))
+        if is_image:  # an MR/US/... image may be a mislabelled time point: say so
+            warnings.warn(f"{first}: Modality: {modality} image series ({n} file"
+                          f"{'s' * (n > 1)}) skipped; only CT, NM and PT are used (a SPECT "
+                          "with a wrong Modality would be lost)", TheradoseWarning, stacklevel=3)
     return series, idents, skipped
 
 
@@ -473,7 +515,46 @@ def _therapy_administration(therapy: list[_Item], folder: Path, *, nuclide, acti
     return Administration(resolve_name(nuclide, field="nuclide"), activity, injection)
 
 
+#: Negative voxels of an emission image, summed, above this fraction of the positive total warn.
+#: OSEM keeps voxels >= 0 and FBP / scatter-subtracted reconstructions give zero-mean noise of a
+#: few per mille of the total in the background; more than 1 % is a corrupt or wrongly scaled
+#: image (a sign flip, an offset intercept, garbage voxels), which the dose would inherit.
+_NEGATIVE_FRACTION = 0.01
+#: A single voxel below -20 % of the hottest voxel warns too: the deepest undershoot a
+#: reconstruction makes is Gibbs ringing at a sharp edge, <= 9 % of the step (Gibbs phenomenon),
+#: so a few such voxels (e.g. -1e6 Bq/mL sprinkled in a 1e10 total) are corruption even when
+#: their sum stays under 1 %.
+_NEGATIVE_PEAK = 0.2
+
+
+def _check_negative(v: Volume, file: Path) -> None:
+    """Warn on negative voxels beyond reconstruction noise (_NEGATIVE_FRACTION, _NEGATIVE_PEAK)."""
+    if v.unit != "Bq/mL":
+        return
+    a = np.asarray(v.array, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0:
+        return
+    pos = float(a[a > 0].sum())
+    neg = -float(a[a < 0].sum())
+    if neg > _NEGATIVE_FRACTION * pos or -lo > _NEGATIVE_PEAK * max(hi, 0.0):
+        frac = "inf" if pos == 0 else f"{neg / pos:.3g}"
+        warnings.warn(f"{file}: values: negative voxels sum to {frac} of the positive total "
+                      f"({neg:.4g} vs {pos:.4g} Bq/mL summed), the lowest {lo:.4g} Bq/mL vs a "
+                      f"maximum of {hi:.4g}; more than reconstruction noise (> "
+                      f"{_NEGATIVE_FRACTION:.0%} of the total or a voxel below "
+                      f"-{_NEGATIVE_PEAK:.0%} of the maximum): check the image",
+                      TheradoseWarning, stacklevel=3)
+
+
 def _calibrate(it: _Item, cal: float | None) -> Volume:
+    """Finalise a therapy time point's image; warn on negative voxels (_NEGATIVE_FRACTION)."""
+    v = _to_activity(it, cal)
+    _check_negative(v, it.path)
+    return v
+
+
+def _to_activity(it: _Item, cal: float | None) -> Volume:
     """Finalise a therapy time point's image: Bq/mL, activity at the acquisition start.
 
     Counts -> Bq/mL with the formula of read_nm (docs/io-dicom.md), then any decay correction

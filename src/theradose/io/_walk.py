@@ -26,9 +26,10 @@ def study_files(folder: str | Path) -> tuple[list[Path], list[dict[str, str]]]:
     folders are followed alike. A folder or file reached a second time (a link to something
     already read, a hard link, or a link cycle; compared by device and inode) is read once and
     the second path reported; hidden entries
-    (name starting with ``.``), broken links, special files (FIFOs, sockets) and folders that
-    cannot be listed are reported, not read. Paths are returned as reached under ``folder``
-    (through the link's name), not resolved.
+    (name starting with ``.``), broken links and special files (FIFOs, sockets) are reported,
+    not read. A folder that cannot be listed or a file that cannot be read (permissions) is an
+    error: it may hold a time point, which would otherwise vanish from the study. Paths are
+    returned as reached under ``folder`` (through the link's name), not resolved.
 
     Parameters
     ----------
@@ -44,7 +45,8 @@ def study_files(folder: str | Path) -> tuple[list[Path], list[dict[str, str]]]:
     Raises
     ------
     UnreadableFileError
-        ``folder`` is not a folder.
+        ``folder`` is not a folder; a folder below it cannot be listed or a file in it cannot
+        be read (the message names it; fix its permissions or remove it).
 
     """
     root = Path(folder)
@@ -56,8 +58,9 @@ def study_files(folder: str | Path) -> tuple[list[Path], list[dict[str, str]]]:
     seen_files: dict[tuple[int, int], Path] = {}
 
     def unreadable(exc: OSError) -> None:
-        skipped.append(_skip(exc.filename, f"folder cannot be listed ({type(exc).__name__}: "
-                                           f"{exc.strerror})"))
+        raise UnreadableFileError(f"folder cannot be listed ({type(exc).__name__}: "
+                                  f"{exc.strerror}); fix its permissions or remove it from the "
+                                  "study folder", file=exc.filename) from exc
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
         here = Path(dirpath)
@@ -82,6 +85,10 @@ def study_files(folder: str | Path) -> tuple[list[Path], list[dict[str, str]]]:
                 skipped.append(_skip(p, "broken symbolic link"))
             elif not p.is_file():
                 skipped.append(_skip(p, "not a regular file (FIFO, socket or device)"))
+            elif not os.access(p, os.R_OK):
+                raise UnreadableFileError("file cannot be read (permission denied); fix its "
+                                          "permissions or remove it from the study folder",
+                                          file=p)
             elif (real := _inode(p)) in seen_files:
                 skipped.append(_skip(p, f"same file as {seen_files[real]} (symbolic or hard "
                                         "link): read once"))
