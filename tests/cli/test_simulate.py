@@ -61,3 +61,45 @@ def test_spect_camera_options(tmp_path, capsys):
     capsys.readouterr()
     assert main(["simulate", "--out", str(tmp_path / "bad"), "--spect-voxel-mm", "20"]) == 2
     assert "spect_voxel_mm: must be a number in [1, 15] mm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--times-h", "nan,24"], "--times-h"),
+    (["--times-h", "1e308,1e309"], "--times-h"),
+    (["--times-h", "4,10001"], "--times-h"),        # > 1e4 h (417 d)
+    (["--times-h", "-1,24"], "--times-h"),
+    (["--activity-mbq", "1e308"], "--activity-mbq"),
+    (["--activity-mbq", "nan"], "--activity-mbq"),
+    (["--activity-mbq", "1e-4"], "--activity-mbq"),  # below 1 kBq
+    (["--activity-mbq", "100001"], "--activity-mbq"),  # above 100 GBq
+    (["--lesions", str(2**70)], "--lesions"),
+    (["--lesions", "51"], "--lesions"),
+    (["--lesions", "-1"], "--lesions"),
+    (["--cohort", str(2**70)], "--cohort"),
+    (["--cohort", "10001"], "--cohort"),
+    (["--cohort", "0"], "--cohort"),
+    (["--cohort", "2", "--workers", "0"], "--workers"),
+    (["--cohort", "2", "--workers", "-1"], "--workers"),
+    (["--cohort", "2", "--workers", str(2**70)], "--workers"),
+    (["--workers", "2"], "--workers"),               # without --cohort
+    (["--scheduler", "tcp://localhost:8786"], "--scheduler"),
+])
+def test_out_of_range_options_name_the_flag(tmp_path, capsys, args, flag):
+    out = tmp_path / "x"
+    assert main(["simulate", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and flag in err, err
+    assert not out.exists()  # refused before anything is written
+
+
+def test_cli_bounds_match_the_library():
+    from theradose.cli import _simulate
+    from theradose.phantoms import _cohort, _patient
+    from theradose.phantoms._anatomy_lesions import _MAX_LESIONS
+
+    assert _simulate.MAX_COHORT == _cohort.MAX_COHORT
+    assert _simulate.MAX_WORKERS == _cohort.MAX_WORKERS
+    assert _simulate.MAX_TIME_H == _patient.MAX_TIME_H
+    assert (_simulate.MIN_ACTIVITY_MBQ, _simulate.MAX_ACTIVITY_MBQ) == \
+        (_patient.MIN_ACTIVITY_MBQ, _patient.MAX_ACTIVITY_MBQ)
+    assert _simulate.MAX_LESIONS == _MAX_LESIONS

@@ -208,3 +208,37 @@ def test_validation_branches(kwargs, field, match):
         assert isinstance(ei.value, UnitError)
     if field == "nuclide":
         assert isinstance(ei.value, UnknownNuclideError)
+
+
+@pytest.mark.parametrize("scale", [2.0**-1030, 1e-308, 1e-200, 1e-30, 1e30, 1e95])
+def test_fit_is_invariant_to_the_data_scale(scale):
+    """issue 17: fit_tac fits the data divided by a power of two near max(y) and scales back.
+
+    Every model is linear in its amplitudes, so for data x s: amplitudes, their sigmas, TIAs
+    and the fitted curve scale by s (covariances of amplitudes by s^2); rates, chi-square,
+    AICc and the selection do not. Subnormal data (1e-308 MBq) used to make LAPACK spin.
+    """
+    t = [4.0, 24.0, 96.0, 168.0]
+    y = np.array([1.0, 1.0, 0.1, 0.01])
+    ref = fit_tac(t, y, sigma=0.05 * y + 0.01)
+    r = fit_tac(t, y * scale, sigma=(0.05 * y + 0.01) * scale)
+    rel = 1e-6 if scale > 1e-300 else 1e-3  # subnormals carry fewer significant bits
+    assert r.selected == ref.selected
+    assert r.tia == pytest.approx(ref.tia * scale, rel=rel)
+    assert r.sigma_tia == pytest.approx(ref.sigma_tia * scale, rel=rel) and r.sigma_tia > 0
+    for name, f in ref.fits.items():
+        g = r.fits[name]
+        assert g.chi2 == pytest.approx(f.chi2, rel=rel, abs=1e-9, nan_ok=True)
+        for nm, a, b in zip(f.param_names, f.params, g.params, strict=True):
+            assert b == pytest.approx(a * (scale if nm.startswith("A") else 1.0), rel=rel,
+                                     nan_ok=True)
+        if f.covariance is not None:
+            assert g.covariance[0][0] == pytest.approx(f.covariance[0][0] * scale**2, rel=rel)
+
+
+def test_tiny_sigma_ratio_beyond_float64_is_refused():
+    from theradose.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        fit_tac([4.0, 24.0], [1e-300, 1e-301], sigma=[1e100, 1e100])
+    assert e.value.field == "sigma"

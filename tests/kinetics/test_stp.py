@@ -229,7 +229,21 @@ def test_population_prior_contents_and_round_trip(cohort):
 # ------------------------------------------------------------------ validation
 @pytest.mark.parametrize("call, exc, field, match", [
     (lambda: haenscheid_stp(-1.0, 96.0), InputError, "activities", "positive finite"),
-    (lambda: haenscheid_stp(1.0, 0.0), InputError, "times_h", "positive finite hours"),
+    (lambda: haenscheid_stp(1.0, 0.0), InputError, "times_h", "hours after injection in"),
+    # issue 17: the fit_tac policy -- values in [1e-100, 1e100], times in (0, 1e5] h, and a
+    # finite TIA or an InputError (never inf, nan, OverflowError or ValueError)
+    (lambda: haenscheid_stp(6.23e307, 1.0), InputError, "activities", r"\[1e-100, 1e\+100\]"),
+    (lambda: haenscheid_stp(5e-324, 1.0), InputError, "activities", r"\[1e-100, 1e\+100\]"),
+    (lambda: haenscheid_stp(1.0, 1.5e5), InputError, "times_h", r"\(0, 100000\]"),
+    (lambda: haenscheid_stp(1.0, float("nan")), InputError, "times_h", "hours after"),
+    (lambda: madsen_stp(1.0, 70979, lambda_eff_per_h=0.01), InputError, "t_h", "overflows"),
+    (lambda: madsen_stp(1.0, 70518, lambda_eff_per_h=0.01), InputError, "t_h", "overflows"),
+    (lambda: two_point_tia([1, 2], [1e-308, 4.05e15], nuclide="Lu-177"), InputError,
+     "activities", r"\[1e-100, 1e\+100\]"),
+    (lambda: two_point_tia([1, 2], [2, 1e-308], nuclide="Lu-177"), InputError, "activities",
+     r"\[1e-100, 1e\+100\]"),
+    (lambda: two_point_tia([1, 1 + 1e-12], [2, 1], nuclide="Lu-177"), InputError,
+     "activities", "overflows"),
     (lambda: haenscheid_stp([1.0, 2.0], [24.0, 96.0]), InputError, "times_h",
      "takes 1 time point"),
     (lambda: haenscheid_stp(1.0, 96.0, unit="Gy"), InputError, "unit", "not an activity"),
@@ -295,3 +309,15 @@ def test_result_is_json_serialisable():
     d = json.loads(json.dumps(r.to_dict()))
     assert d["unit"] == "MBq*h" and d["method"] == "two_point_mono"
     assert d["references"] and d["assumptions"]
+
+
+def test_extreme_but_valid_inputs_give_the_hand_formula():
+    """At the accepted bounds the methods stay finite and exact (computed in logs)."""
+    r = haenscheid_stp(1e100, 1e5)
+    assert r.tia == pytest.approx(1e100 * 2 * 1e5 / math.log(2), rel=1e-12)
+    # halving in 1 h: lambda = ln 2, TIA = A1 e^{lambda t1}/lambda = 2e-100 * 2 / ln 2
+    r = two_point_tia([1.0, 2.0], [2e-100, 1e-100], nuclide="Lu-177")
+    assert r.tia == pytest.approx(4e-100 / math.log(2), rel=1e-12)
+    # lambda t = 200: computed as exp(ln A + lambda t - ln lambda)
+    r = madsen_stp(1e-50, 2e4, lambda_eff_per_h=0.01)
+    assert r.tia == pytest.approx(1e-50 * math.exp(200.0) / 0.01, rel=1e-12)

@@ -14,7 +14,6 @@ import sys
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +52,7 @@ def _ok(tia, sigma) -> None:
         assert math.isfinite(sigma) and sigma >= 0, sigma
 
 
-@settings(max_examples=30)  # more examples reach the subnormal hang below
+@settings(max_examples=150)
 @given(tacs())
 def test_fit_tac(tac) -> None:
     t, y = tac
@@ -67,9 +66,6 @@ def test_fit_tac(tac) -> None:
     _ok(float(r.tia), float(r.sigma_tia))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: haenscheid_stp returns TIA = inf for a huge "
-                   "finite activity, e.g. activity=6.23e307, t_h=1 (fit_tac refuses values "
-                   "> 1e100); kinetics/_stp.py")
 @settings(max_examples=150)
 @given(numbers, times)
 def test_haenscheid_single_time_point(activity: float, t_h: float) -> None:
@@ -82,9 +78,6 @@ def test_haenscheid_single_time_point(activity: float, t_h: float) -> None:
     _ok(float(r.tia), r.sigma)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: madsen_stp overflows (OverflowError from "
-                   "math.exp, or TIA = inf) for late times, e.g. activity=1, t_h=70979 with "
-                   "lambda_eff=0.01/h; kinetics/_stp.py")
 @settings(max_examples=150)
 @given(numbers, times)
 def test_madsen_single_time_point(activity: float, t_h: float) -> None:
@@ -97,9 +90,6 @@ def test_madsen_single_time_point(activity: float, t_h: float) -> None:
     _ok(float(r.tia), r.sigma)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: two_point_tia with a subnormal activity: "
-                   "ValueError 'math domain error' for [1e-308, 4e15] at [1, 2] h, TIA = nan "
-                   "for [2, 1e-308]; kinetics/_stp.py")
 @settings(max_examples=150)
 @given(tacs(2, 2))
 def test_two_point(tac) -> None:
@@ -131,10 +121,6 @@ def test_fit_voxels(tac, n_vox: int) -> None:
         assert np.all(np.isfinite(s)) and np.all(s >= 0), s
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: fit_tac does not return for subnormal "
-                   "activities: 'theradose fit --times-h 4,24,96,168 --values "
-                   "1e-308,1e-308,1e-309,1e-310' runs > 100 s (overflow in divide); "
-                   "kinetics/_fit.py")
 def test_fit_tac_subnormal_values_finish_in_seconds() -> None:
     """Run in a subprocess: the fit loops in compiled code that a signal cannot interrupt."""
     code = ("import warnings; warnings.simplefilter('ignore')\n"

@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -445,6 +445,24 @@ def _r2(y: np.ndarray, f: np.ndarray) -> float:
     return 1.0 - float(np.sum((y - f) ** 2)) / ss_tot if ss_tot > 0 else math.nan
 
 
+def _scaled(fit: ModelFit, c: float) -> ModelFit:
+    """Return ``fit`` (of the data divided by ``c``) in the data's unit.
+
+    Amplitudes (``A*``), their covariances, the fitted curve, residuals and TIAs scale with
+    ``c``; rates, correlations, chi-square, criteria and weighted residuals are invariant.
+    """
+    if c == 1.0:
+        return fit
+    d = np.array([c if nm.startswith("A") else 1.0 for nm in fit.param_names])
+    cov = None if fit.covariance is None else tuple(
+        tuple(float(v) for v in row) for row in np.asarray(fit.covariance) * np.outer(d, d))
+    return replace(fit, params=tuple(float(v) for v in np.asarray(fit.params) * d),
+                   param_sigma=tuple(float(v) for v in np.asarray(fit.param_sigma) * d),
+                   covariance=cov, tia=fit.tia * c, sigma_tia_fit=fit.sigma_tia_fit * c,
+                   fitted=tuple(v * c for v in fit.fitted),
+                   residuals=tuple(v * c for v in fit.residuals))
+
+
 def _parametric_fit(m: Model, t, y, sigma, lam_min, absolute, max_cv, max_corr) -> ModelFit:
     n, k = t.size, m.n_params
     nan_k = tuple([math.nan] * k)
@@ -612,14 +630,24 @@ def fit_tac(
     mode = "absolute" if s_abs is not None else "relative"
     absolute = (mode == "absolute") if absolute_sigma is None else bool(absolute_sigma)
     sig = _point_sigma(y, mode, rel, s_abs)
+    # Fit data scaled to max ~1 by a power of two (exact in float64 for normal numbers) and
+    # scale amplitudes, covariances and TIAs back: every model is linear in its amplitudes.
+    # Without it tiny data (1e-308 MBq) make the weights' inverse overflow and LAPACK spin.
+    c = 2.0 ** math.floor(math.log2(float(np.max(y))))
+    with np.errstate(over="ignore"):  # an infinite sigma is refused just below
+        yc, sigc = y / c, sig / c
+    if not np.all(np.isfinite(sigc)):
+        raise InputError(f"sigmas exceed the largest value ({float(np.max(y)):g}) by more "
+                         "than float64 can represent: the values carry no information",
+                         field="sigma")
 
     fits: dict[str, ModelFit] = {}
     for name in models:
         if name in MODELS:
-            fits[name] = _parametric_fit(MODELS[name], t, y, sig, lam_min, absolute, max_cv,
+            fits[name] = _parametric_fit(MODELS[name], t, yc, sigc, lam_min, absolute, max_cv,
                                          max_abs_corr)
         else:
-            fits[name] = _nonparametric_fit(name, t, y, sig, lam, n_tail)
+            fits[name] = _nonparametric_fit(name, t, yc, sigc, lam, n_tail)
 
     key = "aicc" if criterion == "aicc" else "bic"
     param = [m for m in models if m in MODELS]
@@ -636,11 +664,13 @@ def fit_tac(
         fb = True
         selected = fallback
         if fallback not in fits:
-            fits[fallback] = _nonparametric_fit(fallback, t, y, sig, lam, n_tail)
+            fits[fallback] = _nonparametric_fit(fallback, t, yc, sigc, lam, n_tail)
         reason = (f"no parametric model accepted with a defined {criterion.upper()}; "
                   f"fallback to {fallback}")
+    # sigma in the scaled unit: the squares of 1e-300 MBq*h would underflow to 0
+    sigma_total = combine_tia_sigma(fits[selected].tia, fits[selected].sigma_tia_fit, inputs) * c
+    fits = {name: _scaled(f, c) for name, f in fits.items()}
     sel = fits[selected]
-    sigma_total = combine_tia_sigma(sel.tia, sel.sigma_tia_fit, inputs)
     weights = ("absolute sigma_i given by the user" if mode == "absolute" else
                f"sigma_i = {rel:g} * max(y_i, {SIGMA_FLOOR_FRACTION:g} * max(y))")
     prov = {

@@ -63,6 +63,7 @@ from scipy.optimize import least_squares
 
 from theradose import __version__
 from theradose.errors import FitError, InputError, TheradoseWarning, TimeOrderError
+from theradose.kinetics._fit import MAX_TIME_H, MAX_VALUE
 from theradose.kinetics._models import get_model
 from theradose.nuclides import get_nuclide
 from theradose.units import convert, parse_unit
@@ -89,6 +90,13 @@ PRIOR_MODELS: dict[str, tuple[str, ...]] = {
     "bi_uptake": ("A1_fraction", "l1_per_h", "l2_per_h"),
 }
 _ACTIVITY_UNITS = ("activity", "activity_concentration")
+#: Smallest accepted activity (MBq) or concentration (Bq/mL): far below any physical activity
+#: (one 177Lu atom is 1.2e-12 MBq, 1.2e-6 Bq); with :data:`MAX_VALUE` (1e100) it keeps every
+#: ratio and logarithm of the methods within float64, and refuses subnormal numbers.
+MIN_VALUE = 1e-100
+#: Largest TIA returned: above it a method's exponential back-extrapolation has left float64
+#: (1.8e308) or physics (the result says the times or rates are wrong, not the patient).
+_MAX_LN_TIA = math.log(MAX_VALUE) + math.log(MAX_TIME_H) + 10.0
 
 
 # ---------------------------------------------------------------------------------- results
@@ -410,8 +418,9 @@ def population_from_cohort(kinetics_list: Sequence[Any], organ: str | Sequence[s
 # ---------------------------------------------------------------------------------- inputs
 def _times(times_h, field_name: str) -> np.ndarray:
     t = np.atleast_1d(np.asarray(times_h, dtype=float))
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0):
-        raise InputError(f"must be positive finite hours after injection, got "
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0) \
+            or np.any(t > MAX_TIME_H):
+        raise InputError(f"must be hours after injection in (0, {MAX_TIME_H:g}], got "
                          f"{np.asarray(times_h).tolist()}", field=field_name)
     if np.any(np.diff(t) <= 0):
         raise TimeOrderError(f"must be strictly increasing, got {t.tolist()} h",
@@ -435,9 +444,29 @@ def _data(times_h, activities, unit: str, n: int | None) -> tuple[np.ndarray, np
     if u.dimension not in _ACTIVITY_UNITS:
         raise InputError(f"unit {u.name!r} is not an activity or activity concentration; "
                          "accepted: MBq, kBq, Bq, GBq, Bq/mL, kBq/mL, MBq/mL", field="unit")
-    if u.dimension == "activity":
-        return t, np.asarray(convert(a, u.name, "MBq")), "MBq", "MBq*h"
-    return t, np.asarray(convert(a, u.name, "Bq/mL")), "Bq/mL", "Bq*h/mL"
+    vunit, tunit = ("MBq", "MBq*h") if u.dimension == "activity" else ("Bq/mL", "Bq*h/mL")
+    with np.errstate(over="ignore", under="ignore"):
+        a = np.asarray(convert(a, u.name, vunit), dtype=float)
+    if np.any(a < MIN_VALUE) or np.any(a > MAX_VALUE):
+        raise InputError(f"must lie in [{MIN_VALUE:g}, {MAX_VALUE:g}] {vunit} (far beyond any "
+                         f"physical activity on either side), got {a.tolist()} {vunit}",
+                         field="activities")
+    return t, a, vunit, tunit
+
+
+def _finite_tia(ln_tia: float, what: str, field_name: str) -> float:
+    """``exp(ln_tia)``, or InputError when the estimate has left float64 (and physics)."""
+    if not (math.isfinite(ln_tia) and ln_tia <= _MAX_LN_TIA):
+        raise InputError(f"the TIA estimate overflows ({what}); check the times and rates",
+                         field=field_name)
+    return math.exp(ln_tia)
+
+
+def _check_sigma(sigma: float | None, field_name: str) -> float | None:
+    if sigma is not None and not math.isfinite(sigma):
+        raise InputError("the expected error of the TIA overflows float64; the relative "
+                         "uncertainty given is too large", field=field_name)
+    return sigma
 
 
 def _rel(value, field_name: str) -> float:
@@ -520,7 +549,9 @@ def haenscheid_stp(activity: float, t_h: float, *, unit: str = "MBq",
             prior, lambda p: p.curves(t)[:, 0] * 2.0 * t[0] / math.log(2.0))
     src = ("population RMS error of the method" if prior is not None else "none") + \
         (" + measurement" if meas else "")
-    return _result("haenscheid", tia, _combine(tia, rms, meas), tia_unit, t, a, {}, bias, src,
+    return _result("haenscheid", tia,
+                   _check_sigma(_combine(tia, rms, meas), "activity_rel_sigma"), tia_unit, t, a,
+                   {}, bias, src,
                    ("mono-exponential clearance after t, uptake phase negligible",
                     "exact at t = T_eff and t = 2 T_eff; within 6.2 % for "
                     "0.84 <= t/T_eff <= 2.28"), (REF_HAENSCHEID,))
@@ -577,11 +608,14 @@ def madsen_stp(activity: float, t_h: float, *, unit: str = "MBq",
         raise InputError(f"must be a positive decay constant in 1/h, got {lam!r}",
                          field="lambda_eff_per_h")
     lam = float(lam)
-    tia = a[0] * math.exp(lam * t[0]) / lam
+    # ln TIA = ln A + λt - ln λ: exp(λt) alone overflows for λt > 709 (t far after 1/λ)
+    tia = _finite_tia(math.log(a[0]) + lam * t[0] - math.log(lam),
+                      f"lambda * t = {lam * t[0]:.4g}", "t_h")
     bias = rms = None
     if prior is not None:
-        bias, rms = _population_error(
-            prior, lambda p: p.curves(t)[:, 0] * math.exp(lam * t[0]) / lam)
+        with np.errstate(over="ignore"):  # an overflow gives sigma = inf: refused below
+            bias, rms = _population_error(
+                prior, lambda p: p.curves(t)[:, 0] * np.exp(lam * t[0] - math.log(lam)))
         src = "population RMS error of the method"
     elif lambda_eff_log_sd is not None:
         sd = _rel(lambda_eff_log_sd, "lambda_eff_log_sd")
@@ -590,7 +624,8 @@ def madsen_stp(activity: float, t_h: float, *, unit: str = "MBq",
     else:
         src = "none"
     src += " + measurement" if meas else ""
-    return _result("madsen", tia, _combine(tia, rms, meas), tia_unit, t, a,
+    return _result("madsen", tia, _check_sigma(_combine(tia, rms, meas), "lambda_eff_log_sd"),
+                   tia_unit, t, a,
                    {"lambda_eff_per_h": lam}, bias, src,
                    ("mono-exponential from t = 0 with the population effective decay constant",
                     "exact when the patient's lambda_eff equals the population value"),
@@ -636,16 +671,20 @@ def two_point_tia(times_h: Sequence[float], activities: Sequence[float], *, nucl
     dt = t[1] - t[0]
 
     def estimate(y1, y2):
-        lam = np.maximum(np.log(y1 / y2) / dt, lam_p)
-        if early == "exponential":
-            return y1 * np.exp(lam * t[0]) / lam
-        return y1 * t[0] / 2.0 + y1 / lam
+        with np.errstate(over="ignore"):
+            lam = np.maximum((np.log(y1) - np.log(y2)) / dt, lam_p)
+            if early == "exponential":
+                return np.exp(np.log(y1) + lam * t[0] - np.log(lam))
+            return y1 * t[0] / 2.0 + y1 / lam
 
-    lam = math.log(a[0] / a[1]) / dt
+    lam = (math.log(a[0]) - math.log(a[1])) / dt  # logs: a[0]/a[1] may leave float64
     if lam < lam_p:
         warnings.warn(f"apparent decay constant {lam:.4g}/h is slower than physical decay "
                       f"({lam_p:.4g}/h); using physical decay", TheradoseWarning, stacklevel=2)
     lam = max(lam, lam_p)
+    if early == "exponential":
+        _finite_tia(math.log(a[0]) + lam * t[0] - math.log(lam),
+                    f"lambda * t1 = {lam * t[0]:.4g} back-extrapolated", "activities")
     tia = float(estimate(a[0], a[1]))
     # Measurement error: relative perturbations of A1, A2 (numerical derivatives of ln TIA).
     meas_rel = 0.0
@@ -660,7 +699,8 @@ def two_point_tia(times_h: Sequence[float], activities: Sequence[float], *, nucl
             prior, lambda p: estimate(*(p.curves(t).T)))
     src = ("population RMS error of the method" if prior is not None else "none") + \
         (" + measurement" if meas else "")
-    return _result("two_point_mono", tia, _combine(tia, rms, meas_rel), tia_unit, t, a,
+    return _result("two_point_mono", tia,
+                   _check_sigma(_combine(tia, rms, meas_rel), "activity_rel_sigma"), tia_unit, t, a,
                    {"lambda_eff_per_h": lam}, bias, src,
                    (f"mono-exponential through both points, lambda >= lambda_phys; early phase "
                     f"{early}",), (REF_MADSEN, REF_HAENSCHEID), {"early": early,

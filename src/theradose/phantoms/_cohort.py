@@ -17,6 +17,12 @@ __all__ = ["patient_seeds", "simulate_cohort"]
 
 log = logging.getLogger("theradose")
 
+#: Largest cohort: one 3 mm patient takes ~1 min and ~1 GB of disk, so 10 000 patients is
+#: already ~1 week of CPU and ~10 TB; larger numbers are typing errors, not studies.
+MAX_COHORT = 10_000
+#: Most local dask worker processes: beyond a few hundred one machine only thrashes.
+MAX_WORKERS = 256
+
 
 def patient_seeds(seed: int, n: int) -> list[int]:
     """Seeds of the ``n`` patients of cohort ``seed``: distinct, reproducible, independent.
@@ -44,15 +50,15 @@ def simulate_cohort(out: str | Path, n: int, *, seed: int = 0,
     out : str or Path
         Cohort folder.
     n : int
-        Number of patients (≥ 1).
+        Number of patients, 1 to :data:`MAX_COHORT` (10 000).
     seed : int
         Cohort seed; patient seeds come from :func:`patient_seeds`.
     config : SimulationConfig, optional
         Shared configuration (anatomy, kinetics, lesions, activities vary per patient through
         their seeds).
     workers : int, optional
-        Worker processes of the local dask cluster (default: number of CPUs); 1 runs serially
-        in this process without dask.
+        Worker processes of the local dask cluster, 1 to :data:`MAX_WORKERS` (default: number
+        of CPUs); 1 runs serially in this process without dask.
     scheduler : str, optional
         Address of an existing dask scheduler (``tcp://host:8786``) instead of a local cluster.
     overwrite : bool
@@ -68,12 +74,14 @@ def simulate_cohort(out: str | Path, n: int, *, seed: int = 0,
     Dask Development Team, *Dask: Library for dynamic task scheduling* (2016),
     https://dask.org (``dask.distributed.LocalCluster``).
     """
-    if not isinstance(n, int) or n < 1:
-        raise InputError(f"must be a positive integer, got {n!r}", field="cohort")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_COHORT:
+        raise InputError(f"must be an integer in [1, {MAX_COHORT}], got {n!r}", field="cohort")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
-    if workers is not None and workers < 1:
-        raise InputError(f"must be ≥ 1, got {workers}", field="workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= MAX_WORKERS):
+        raise InputError(f"must be an integer in [1, {MAX_WORKERS}], got {workers!r}",
+                         field="workers")
     cfg = (config or SimulationConfig()).to_dict()
     root = Path(out)
     index = root / "cohort.json"

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -152,6 +153,28 @@ def _region_volumes(labels: LabelMap) -> dict[str, float]:
             if counts[value] > 0}
 
 
+#: Latest SPECT/CT time, h: 417 d, > 60 half-lives of 177Lu (6.65 d), after which the
+#: simulated images are empty (activity below 1e-18 of the injected).
+MAX_TIME_H = 1e4
+#: Therapy activity bounds, MBq: 1 kBq up to 100 GBq, above any therapy (177Lu-PSMA-617 and
+#: -DOTATATE are given as 7.4 GBq, the largest 131I therapies ~30 GBq).
+MIN_ACTIVITY_MBQ, MAX_ACTIVITY_MBQ = 1e-3, 1e5
+
+
+def _check_config(cfg: SimulationConfig) -> None:
+    """Physical range of the times and activities (finite: NaN/inf would reach timedelta)."""
+    times = cfg.times_h
+    if not all(math.isfinite(t) and 0 < t <= MAX_TIME_H for t in times):
+        raise InputError(f"must be hours after injection in (0, {MAX_TIME_H:g}], got "
+                         f"{list(times)}", field="times_h")
+    for name in ("therapy_activity_mbq", "pet_activity_mbq"):
+        v = float(getattr(cfg, name))
+        if not (math.isfinite(v) and MIN_ACTIVITY_MBQ <= v <= MAX_ACTIVITY_MBQ):
+            raise InputError(f"must be an activity in [{MIN_ACTIVITY_MBQ:g}, "
+                             f"{MAX_ACTIVITY_MBQ:g}] MBq (1 kBq to 100 GBq), got {v!r}",
+                             field=name)
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out}: output folder is not empty; pass overwrite=True "
@@ -191,6 +214,7 @@ def simulate_patient(out: str | Path, *, seed: int, config: SimulationConfig | N
         raise InputError(f"must be an integer in [0, {MAX_SEED}] (a 32-bit seed), got "
                          f"{seed!r}", field="seed")
     seed = int(seed)
+    _check_config(cfg)
     out = Path(out)
     _check_out(out, overwrite)
     t0 = time.perf_counter()
