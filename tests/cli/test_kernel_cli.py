@@ -86,12 +86,31 @@ def test_out_npz_full_kernel(capsys, tmp_path):
     (["--voxel-mm", "4", "--out", "k.txt"], "error: --out: unsupported output 'k.txt'"),
     (["--voxel-mm", "4", "--medium", "steel"], "error: --medium: 'steel' is not one of"),
     (["--voxel-mm", "4", "--classes", "beta"], "error: --classes: got 'beta'"),
-    # exact integer box size: 1e9 mm wrapped around in int64 and reached np.zeros
-    (["--voxel-mm", "4", "--radius-mm", "1e9"], "error: --radius-mm: 1e+09 mm at 4.0 mm"),
-    (["--voxel-mm", "4", "--radius-mm", "nan"], "error: --radius-mm: expected a number > 0"),
-    (["--voxel-mm", "4", "--samples", "0"], "error: --samples: expected an integer >= 1"),
-    (["--voxel-mm", "4", "--seed", "-1"], "error: --seed: expected an integer >= 0"),
-    (["--voxel-mm", "4", "--density", "inf"], "error: --density: expected a density > 0"),
+    # exact integer box size: 1e9 mm wrapped around in int64 and reached np.zeros;
+    # (2·ceil(1e9/4) + 1)^3 = 500000001^3 = 1.25e+26 voxels
+    (["--voxel-mm", "4", "--radius-mm", "1e9"], "error: --radius-mm: kernel box too large: "
+     "radius 1e+09 mm at (4, 4, 4) mm voxels needs 1.25e+26 voxels, more than 40000000"),
+    # 1e308 mm: the box count (10^923 voxels) overflowed float formatting (OverflowError)
+    (["--voxel-mm", "4.8", "--radius-mm", "1e308"], "error: --radius-mm: kernel box too large"),
+    (["--voxel-mm", "4", "--radius-mm", "1e-9"], "error: --radius-mm: got 1e-09 mm, expected "
+     "at least one voxel (4 mm)"),
+    (["--voxel-mm", "4", "--radius-mm", "nan"], "error: --radius-mm: got nan, expected a "
+     "positive number"),
+    (["--voxel-mm", "1e9"], "error: --voxel-mm: invalid voxel size: got 1000000000.0, expected "
+     "sides in [0.01, 100] mm"),
+    (["--voxel-mm", "4,4,0.005"], "error: --voxel-mm: invalid voxel size"),
+    (["--voxel-mm", "4", "--samples", "0"], "error: --samples: got 0, expected a positive "
+     "integer"),
+    (["--voxel-mm", "4", "--samples", str(2**70)], "error: --samples: got "
+     "1180591620717411303424, expected at most 67108864 (2^26) points"),
+    (["--voxel-mm", "4", "--seed", "-1"], "error: --seed: got -1, expected an integer in "
+     "[0, 4294967295]"),
+    (["--voxel-mm", "4", "--seed", str(2**32)], "error: --seed: got 4294967296, expected"),
+    (["--voxel-mm", "4", "--density", "inf"], "error: --density: expected a density in "
+     "[0.0001, 25] g/cm3"),
+    (["--voxel-mm", "4", "--density", "1e308"], "error: --density: expected a density in "
+     "[0.0001, 25] g/cm3 (air 1.2e-3, densest element 22.6), got 1e+308"),
+    (["--voxel-mm", "4", "--density", "0"], "error: --density: expected a density in"),
 ])
 def test_errors_one_line_exit_2(capsys, args, match):
     rc, _, err = _run(capsys, [*BASE, *args])

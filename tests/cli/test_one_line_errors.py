@@ -123,6 +123,17 @@ ARGS = [
     # kernel box of 1e9 mm: the int64 voxel count wrapped and np.zeros raised (traceback)
     (["kernel", "--nuclide", "Lu-177", "--voxel-mm", "4", "--radius-mm", "1e9"],
      "--radius-mm", "more than"),
+    # SPECT sensitivity: 1e308 ran to exit 0 with every activity ~0; one bound for the three
+    # commands (pipeline/_config.check_calibration), checked before any file is read
+    (["run", "/nonexistent", "--out", "x", "--calibration-cps-per-mbq", "1e308"],
+     "--calibration-cps-per-mbq", "in [0.001, 1e+06], got 1e+308"),
+    (["study", "/nonexistent", "--calibration-cps-per-mbq", "1e-300"],
+     "--calibration-cps-per-mbq", "in [0.001, 1e+06], got 1e-300"),
+    (["convert", ".", "--out", "x", "--calibration-cps-per-mbq", "1e308"],
+     "--calibration-cps-per-mbq", "clinical SPECT 1-100"),
+    (["study", "/nonexistent", "--ct-tolerance-h", "1e308"], "--ct-tolerance-h",
+     "in (0, 336], got 1e+308"),
+    (["study", "/nonexistent", "--ct-tolerance-h", "0"], "--ct-tolerance-h", "got 0.0"),
     # bad values of typed options: click's usage block becomes one line
     (["simulate", "--out", "x", "--seed", "1e30"], "--seed", "not a valid integer"),
     (["simulate", "--out", "x", "--seed", str(2**32)], "--seed", "4294967295"),

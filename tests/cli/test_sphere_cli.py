@@ -79,9 +79,18 @@ def test_sphere_cli_isolated_photons(capsys):
 @pytest.mark.parametrize("args, pattern", [
     (["--mass-g", "abc"], r"^error: --mass-g: expected numbers in g separated by commas, got "
                           r"'abc'$"),
-    (["--mass-g", "1,-2"], r"field=mass_g.*-2"),
-    (["--mass-g", "1", "--density", "0"], r"field=density_g_cm3"),
-    (["--mass-g", "1", "--classes", "neutron"], r"field=classes.*neutron"),
+    (["--mass-g", "1,-2"], r"^error: --mass-g: masses must be finite numbers in "
+                           r"\[1e-12, 1e\+09\] g, got \[1\.0, -2\.0\]$"),
+    (["--mass-g", "1e308"], r"^error: --mass-g: .*got \[1e\+308\]$"),
+    (["--mass-g", "1", "--density", "0"], r"^error: --density: expected a density in "
+                                          r"\[0\.0001, 25\] g/cm3"),
+    (["--mass-g", "1", "--density", "nan"], r"^error: --density: .*got nan$"),
+    (["--mass-g", "1", "--density", "1e308"], r"^error: --density: .*got 1e\+308$"),
+    (["--mass-g", "1", "--seed", "-1"], r"^error: --seed: must be an integer in "
+                                        r"\[0, 4294967295\], got -1$"),
+    (["--mass-g", "1", "--seed", str(2**70)], r"^error: --seed: .*got 1180591620717411303424$"),
+    (["--mass-g", "1", "--classes", "neutron"], r"^error: --classes: unknown emission classes: "
+                                                r"got \['neutron'\]"),
 ])
 def test_sphere_cli_errors(local_kernels, capsys, args, pattern):
     assert main(["sphere", "--nuclide", "Lu-177", *args]) == 2

@@ -198,10 +198,10 @@ def test_to_dict_json_round_trip():
 
 # --------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("mass, pattern", [
-    (0.0, r"field=mass_g.*got \[0\.0\]"),
-    (-1.0, r"field=mass_g"),
-    (float("nan"), r"field=mass_g"),
-    ("ten", r"field=mass_g.*'ten'"),
+    (0.0, r"^mass_g: .*got \[0\.0\]"),
+    (-1.0, r"^mass_g: "),
+    (float("nan"), r"^mass_g: "),
+    ("ten", r"^mass_g: .*'ten'"),
 ])
 def test_invalid_mass(mass, pattern):
     k = _kernel([0.0, 1.0], [LU177_E_KEV])
@@ -213,47 +213,78 @@ def test_invalid_mass(mass, pattern):
 def test_invalid_arguments():
     k = _kernel([0.0, 1.0], [LU177_E_KEV])
     kw = {"kernels": {"electron": k}, "classes": ["electron"]}
-    with pytest.raises(InputError, match=r"field=mass_g.*\[\]") as exc:
+    with pytest.raises(InputError, match=r"^mass_g: .*\[\]") as exc:
         sphere_s_values("Lu-177", [], **kw)
     _one_line(exc)
-    with pytest.raises(InputError, match=r"one mass \(field=mass_g\)"):
+    with pytest.raises(InputError, match=r"^mass_g: expected one mass"):
         sphere_s_value("Lu-177", [1.0, 2.0], **kw)
-    with pytest.raises(InputError, match=r"field=density_g_cm3.*got 0"):
+    with pytest.raises(InputError, match=r"^density_g_cm3: .*got 0"):
         sphere_s_value("Lu-177", 1.0, density_g_cm3=0, **kw)
-    with pytest.raises(InputError, match=r"field=classes.*'beta'"):
+    with pytest.raises(InputError, match=r"^classes: .*'beta'"):
         sphere_s_value("Lu-177", 1.0, kernels={"electron": k}, classes=["beta"])
-    with pytest.raises(InputError, match=r"field=classes.*got \[\]"):
+    with pytest.raises(InputError, match=r"^classes: .*got \[\]"):
         sphere_s_value("Lu-177", 1.0, kernels={"electron": k}, classes=[])
-    with pytest.raises(InputError, match=r"field=photon_method.*'isolated-x'"):
+    with pytest.raises(InputError, match=r"^photon_method: .*'isolated-x'"):
         sphere_s_value("Lu-177", 1.0, photon_method="isolated-x", **kw)
-    with pytest.raises(InputError, match=r"field=medium.*'plutonium'"):
+    with pytest.raises(InputError, match=r"^medium: .*'plutonium'"):
         sphere_s_value("Lu-177", 1.0, medium="plutonium", **kw)
     with pytest.raises(UnknownNuclideError, match="Xx-999"):
         sphere_s_value("Xx-999", 1.0, **kw)
-    with pytest.raises(InputError, match=r"field=kernels\['electron'\].*dict"):
+    with pytest.raises(InputError, match=r"^kernels\['electron'\]: .*dict"):
         sphere_s_value("Lu-177", 1.0, kernels={"electron": {}}, classes=["electron"])
-    with pytest.raises(InputError, match=r"field=kernels\['electron'\]\): got 'water', "
-                                         r"expected 'lung'"):
+    with pytest.raises(InputError, match=r"^kernels\['electron'\]: kernel medium does not "
+                                         r"match: got 'water', expected 'lung'"):
         sphere_s_value("Lu-177", 1.0, medium="lung", **kw)
     with pytest.raises(InputError, match=r"nuclide does not match.*got 'Y-90', expected 'Lu-177'"):
         k90 = RadialKernel(k.r_edges_mm, k.shell_kev, k.emitted_kev, "water", 1.0, ("electron",),
                            nuclide="Y-90")
         sphere_s_value("Lu-177", 1.0, kernels={"electron": k90}, classes=["electron"])
-    with pytest.raises(InputError, match=r"emits no energy.*\(field=classes\).*\['alpha'\]"):
+    with pytest.raises(InputError, match=r"^classes: .*emits no energy.*\['alpha'\]"):
         sphere_s_value("Lu-177", 1.0, classes=["alpha"])
-    with pytest.raises(InputError, match=r"missing kernels \(field=kernels\).*photon"):
+    with pytest.raises(InputError, match=r"^kernels: missing kernels.*photon"):
         sphere_s_value("Lu-177", 1.0, kernels={"electron": k})
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    ({"masses_g": [1.01e9]}, r"^mass_g: masses must be finite numbers in \[1e-12, 1e\+09\] g"),
+    ({"masses_g": [1e308]}, r"^mass_g: .*1e\+308"),  # gave NaN S-values (overflow)
+    ({"masses_g": [1e-13]}, r"^mass_g: .*\[1e-12, 1e\+09\] g"),
+    ({"density_g_cm3": 1e308}, r"^density_g_cm3: expected a density in \[0\.0001, 25\] g/cm3"),
+    ({"density_g_cm3": 26.0}, r"^density_g_cm3: .*\[0\.0001, 25\]"),
+    ({"density_g_cm3": 9e-5}, r"^density_g_cm3: .*\[0\.0001, 25\]"),
+    ({"seed": -1}, r"^seed: must be an integer in \[0, 4294967295\], got -1"),
+    ({"seed": 2**32}, r"^seed: .*got 4294967296"),
+    ({"seed": 2**70}, r"^seed: .*got 1180591620717411303424"),
+])
+def test_ranges(kw, pattern):
+    # checked for every photon method (the seed of the kernel method too: never ignored)
+    k = _kernel([0.0, 1.0], [LU177_E_KEV])
+    args = {"masses_g": [1.0], **kw}
+    with pytest.raises(InputError, match=pattern) as exc:
+        sphere_s_values("Lu-177", args.pop("masses_g"), classes=["electron"],
+                        kernels={"electron": k}, **args)
+    _one_line(exc)
+
+
+def test_range_limits_accepted():
+    # the bounds themselves: 1 pg and 1e9 g at 25 g/cm3, seed 2^32 - 1; R = 10·(3m/4πρ)^(1/3)
+    k = _kernel([0.0, 1.0], [LU177_E_KEV])
+    res = sphere_s_values("Lu-177", [1e-12, 1e9], classes=["electron"], density_g_cm3=25.0,
+                          kernels={"electron": k}, seed=2**32 - 1)
+    assert [r.mass_g for r in res] == [1e-12, 1e9]
+    assert all(math.isfinite(r.s_value_mgy_per_mbq_s) for r in res)
+    assert res[0].radius_mm == pytest.approx(10 * (3e-12 / (4 * math.pi * 25.0)) ** (1 / 3))
 
 
 def test_absorbed_fraction_validation():
     k = _kernel([0.0, 1.0], [10.0])
-    with pytest.raises(InputError, match=r"field=radius_mm.*got -1") as exc:
+    with pytest.raises(InputError, match=r"^radius_mm: .*got -1") as exc:
         sphere_absorbed_fraction(k, -1)
     _one_line(exc)
-    with pytest.raises(InputError, match=r"field=kernel.*got list"):
+    with pytest.raises(InputError, match=r"^kernel: .*got list"):
         sphere_absorbed_fraction([1, 2], 1.0)
     empty = _kernel([0.0, 1.0], [0.0], emitted=0.0)
-    with pytest.raises(InputError, match=r"field=emitted_kev.*got 0.0"):
+    with pytest.raises(InputError, match=r"^emitted_kev: .*got 0.0"):
         sphere_absorbed_fraction(empty, 1.0)
 
 
@@ -299,10 +330,10 @@ def test_isolated_photon_validation():
         isolated_sphere_photon_fractions([2e4], [1.0], [1.0], **kw)
     with pytest.raises(InputError, match=r"field=n_photons.*5"):
         isolated_sphere_photon_fractions([100.0], [1.0], [1.0], n_photons=5, **kw)
-    with pytest.raises(InputError, match=r"field=photon_histories.*0"):
+    with pytest.raises(InputError, match=r"^photon_histories: .*0"):
         sphere_s_value("Lu-177", 1.0, photon_method="isolated", photon_histories=0,
                        classes=["photon"])
-    with pytest.raises(InputError, match=r"field=seed.*-1"):
+    with pytest.raises(InputError, match=r"^seed: .*-1"):
         sphere_s_value("Lu-177", 1.0, photon_method="isolated", seed=-1, classes=["photon"])
 
 

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from theradose.dose._point_kernel import KEV_TO_J, RadialKernel
-from theradose.dose._vsv import point_kernel, voxel_s_values, voxel_s_values_from_kernel
+from theradose.dose._vsv import (
+    check_options,
+    point_kernel,
+    voxel_s_values,
+    voxel_s_values_from_kernel,
+)
 from theradose.errors import InputError, UnknownNuclideError
 from theradose.nuclides import get_nuclide
 
@@ -197,42 +202,68 @@ def test_bad_integration_arguments(kw, field):
 
 
 def test_huge_box_is_refused_with_exact_count():
-    # 3 mm at 2^-20 mm voxels: n = 3·2^20 = 3145728 per side, (2n + 1)^3 = 6291457^3
-    # = 249031163742353620993 voxels (exact integer arithmetic); the old int64 product wrapped
-    # around to a negative number and passed the size check.
-    h = 2.0 ** -20
-    assert 6291457 ** 3 == 249031163742353620993
+    # 3 mm at 0.01 mm voxels (the smallest accepted): n = 300 per side, (2n + 1)^3 = 601^3
+    # = 217081801 voxels > 4e7 (exact integer arithmetic)
+    assert 601 ** 3 == 217081801
     with pytest.raises(InputError, match=r"^radius_mm: kernel box too large: radius 3 mm at "
-                                         r"\(9\.53674e-07, 9\.53674e-07, 9\.53674e-07\) mm "
-                                         r"voxels needs 2\.49e\+20 voxels, more than 40000000")\
-            as exc:
-        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), h, radius_mm=3.0)
+                                         r"\(0\.01, 0\.01, 0\.01\) mm voxels needs 217081801 "
+                                         r"voxels, more than 40000000") as exc:
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), 0.01, radius_mm=3.0)
     _assert_one_line(exc, "radius_mm")
     # default radius (the kernel's 5 mm extent): the voxel size is what is at fault
     with pytest.raises(InputError, match=r"kernel box too large: radius 5 mm") as exc:
-        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), h)
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), 0.01)
     _assert_one_line(exc, "voxel_mm")
     # ratio radius/h overflows float64: refused, not an OverflowError
     with pytest.raises(InputError, match=r"needs infinitely many voxels") as exc:
-        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), 1e-300, radius_mm=1e10)
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), 0.01, radius_mm=1e308)
     _assert_one_line(exc, "radius_mm")
 
 
 def test_anisotropic_near_field_grid_is_refused():
-    # box of 3x3x3 voxels, but the near field reaches min(r2 = 6·1 mm, extent 5 mm) = 5 mm:
-    # floor(5 / 2^-20) + 2 = 5242882 cells along x, floor(5 / 1) + 2 = 7 along y and z:
-    # 5242882 x 7 x 7 = 256901218 cells
-    with pytest.raises(InputError, match=r"near-field grid too large: .* needs 256901218 "
+    # box of 3x3x3 voxels (radius one small side), but the near field reaches
+    # min(r2 = 6·100 mm, extent 50 mm) = 50 mm: floor(50 / 0.01) + 2 = 5002 cells along x and y,
+    # floor(50 / 100) + 2 = 2 along z: 5002 x 5002 x 2 = 50040008 cells
+    with pytest.raises(InputError, match=r"near-field grid too large: .* needs 50040008 "
                                          r"voxels") as exc:
-        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), (2.0 ** -20, 1.0, 1.0),
-                                   radius_mm=1e-7)
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 50.0), (0.01, 0.01, 100.0),
+                                   radius_mm=0.01)
     _assert_one_line(exc, "voxel_mm")
 
 
-def test_not_a_kernel():
-    with pytest.raises(InputError, match="RadialKernel") as exc:
-        voxel_s_values_from_kernel(np.ones(3), 1.0)
-    _assert_one_line(exc, "point_kernel")
+@pytest.mark.parametrize("kw,field,match", [
+    ({"voxel_mm": 0.0099}, "voxel_mm", r"sides in \[0\.01, 100\] mm"),
+    ({"voxel_mm": (4.0, 4.0, 100.1)}, "voxel_mm", r"sides in \[0\.01, 100\] mm"),
+    ({"radius_mm": 3.99}, "radius_mm", r"at least one voxel \(4 mm\)"),
+    ({"n_samples": (1 << 26) + 1}, "n_samples", "at most 67108864"),
+    ({"seed": 2**32}, "seed", r"\[0, 4294967295\]"),
+    ({"seed": 2**70}, "seed", r"\[0, 4294967295\]"),
+])
+def test_integration_ranges(kw, field, match):
+    # the same ranges in the library call and in check_options (the CLI's pre-check)
+    args = {"voxel_mm": 4.0, **kw}
+    vox = args.pop("voxel_mm")
+    with pytest.raises(InputError, match=match) as exc:
+        voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), vox, **args)
+    _assert_one_line(exc, field)
+    with pytest.raises(InputError, match=match) as exc:
+        check_options(vox, **args)
+    _assert_one_line(exc, field)
+
+
+@pytest.mark.parametrize("rho", [9e-5, 25.1, 1e308, 0.0, float("nan")])
+def test_density_range(tmp_path, rho):
+    # [1e-4, 25] g/cm3: air 1.2e-3 to the densest element (22.6); refused before any work
+    with pytest.raises(InputError, match=r"density in \[0\.0001, 25\] g/cm3") as exc:
+        voxel_s_values("Lu-177", 4.0, density_g_cm3=rho, cache_dir=str(tmp_path))
+    _assert_one_line(exc, "density_g_cm3")
+
+
+def test_range_limits_are_accepted():
+    # the bounds themselves are valid: smallest radius (one voxel), 2^32 - 1 seed
+    vk = voxel_s_values_from_kernel(_exp_kernel(1.0, 5.0), 4.0, radius_mm=4.0,
+                                    n_samples=1 << 10, seed=2**32 - 1)
+    assert vk.values.shape == (3, 3, 3) and vk.provenance["seed"] == 2**32 - 1
 
 
 @pytest.mark.parametrize("kw,field,match", [
@@ -248,10 +279,7 @@ def test_nuclide_level_validation(tmp_path, kw, field, match):
     args = {"voxel_mm": 4.0, **kw}
     with pytest.raises(InputError, match=match) as exc:
         voxel_s_values("Lu-177", args.pop("voxel_mm"), cache_dir=str(tmp_path), **args)
-    if field == "medium":  # raised by dose/_media.get_medium, which writes "(field=medium)"
-        assert "\n" not in str(exc.value) and "field=medium" in str(exc.value)
-    else:
-        _assert_one_line(exc, field)
+    _assert_one_line(exc, field)
 
 
 def test_unknown_nuclide(tmp_path):

@@ -53,6 +53,17 @@ def test_toml_overrides(tmp_path):
     ({"registration": {"reference": 1.5}}, "registration.reference", "integer"),
     ({"study": {"calibration_cps_per_mbq": "x"}}, "study.calibration_cps_per_mbq", "number"),
     ({"study": {"nuclide": 177}}, "study.nuclide", "string"),
+    # physical ranges (pipeline/_config.py): threshold a concentration > 0, injected activity
+    # 1 kBq to 100 GBq, SPECT sensitivity 1e-3 to 1e6 cps/MBq
+    ({"segmentation": {"threshold": -1}}, "segmentation.threshold", "> 0, got -1"),
+    ({"segmentation": {"threshold": 0}}, "segmentation.threshold", "> 0, got 0"),
+    ({"study": {"injected_activity_mbq": 1e308}}, "study.injected_activity_mbq",
+     r"in \[0\.001, 100000\], got 1e\+308"),
+    ({"study": {"injected_activity_mbq": 1e-4}}, "study.injected_activity_mbq", r"\[0\.001, "),
+    ({"study": {"calibration_cps_per_mbq": 1e-300}}, "study.calibration_cps_per_mbq",
+     r"in \[0\.001, 1e\+06\], got 1e-300"),
+    ({"study": {"calibration_cps_per_mbq": 1.1e6}}, "study.calibration_cps_per_mbq",
+     r"\[0\.001, 1e\+06\]"),
     ({"outputs": "all"}, "outputs", "expected a table"),
     ({"kinetics": {"pvc": "rc"}}, "kinetics.pvc", "expected one of"),
     ({"kinetics": {"margin_mm": 5}}, "kinetics.margin_mm", "use one of them"),
@@ -84,3 +95,37 @@ def test_unreadable_and_invalid_toml(tmp_path):
     with pytest.raises(UnreadableFileError, match="not valid TOML") as exc:
         PipelineConfig.from_toml(bad)
     assert "bad.toml: config:" in _one_line(exc)
+
+
+def test_range_bounds_accepted():
+    # the bounds themselves are valid values (closed intervals)
+    for cal, act in ((1e-3, 1e-3), (1e6, 1e5), (12.5, 7400)):
+        cfg = PipelineConfig.from_dict({"study": {"calibration_cps_per_mbq": cal,
+                                                  "injected_activity_mbq": act}})
+        assert cfg.section("study")["calibration_cps_per_mbq"] == cal
+        assert cfg.section("study")["injected_activity_mbq"] == act
+
+
+@pytest.mark.parametrize("value, ok", [(1e-3, True), (1e6, True), (9.9e-4, False),
+                                       (float("nan"), False), (True, False), ("10", False)])
+def test_check_calibration_names_the_flag(value, ok):
+    from theradose.pipeline._config import check_calibration
+
+    if ok:
+        assert check_calibration(value, field="--calibration-cps-per-mbq") == value
+    else:
+        with pytest.raises(InputError) as exc:
+            check_calibration(value, field="--calibration-cps-per-mbq")
+        assert _one_line(exc).startswith("--calibration-cps-per-mbq: expected a sensitivity")
+
+
+@pytest.mark.parametrize("value, ok", [(336.0, True), (1e-3, True), (336.1, False),
+                                       (0.0, False), (-1.0, False), (float("inf"), False)])
+def test_check_ct_tolerance(value, ok):
+    from theradose.pipeline._config import check_ct_tolerance
+
+    if ok:
+        assert check_ct_tolerance(value) == value
+    else:
+        with pytest.raises(InputError, match=r"^ct_tolerance_h: .*\(0, 336\]"):
+            check_ct_tolerance(value)

@@ -18,7 +18,6 @@ import json
 import math
 import warnings
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,9 +78,6 @@ def test_fit(times, values, rel_sigma, cal_u, max_cv, max_corr) -> None:
         assert math.isfinite(r["sigma_tia"]) and r["sigma_tia"] >= 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: 'kernel --voxel-mm 4.8 --radius-mm 1e308' "
-                   "exits 1 with 'internal error: OverflowError: int too large to convert to "
-                   "float' (no range check on --radius-mm); dose/_vsv.py")
 @settings(max_examples=15)
 @given(st.one_of(st.just("4.8"), hostile.map(_num),
                  st.tuples(hostile, hostile, hostile).map(lambda v: ",".join(map(_num, v)))),
@@ -97,8 +93,6 @@ def test_kernel(voxel, radius, samples, seed, density) -> None:
         json.loads(out, parse_constant=_reject_constant)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: 'sphere --mass-g 10 --density 1e308' exits 0 "
-                   "with S-value NaN (radius 0 mm) in the output; dose/_sphere.py")
 @settings(max_examples=30)
 @given(st.lists(st.one_of(st.just(10.0), hostile), min_size=1, max_size=3),
        st.one_of(st.just(1.0), hostile), st.one_of(st.just(0), anyint))

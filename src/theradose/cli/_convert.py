@@ -92,6 +92,10 @@ def convert_dicom_folder(source: str | Path, out: str | Path, *,
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def convert(source: str, out: str, calibration: float | None, overwrite: bool) -> None:
     """Convert the DICOM CT, NM and PT series in SOURCE to NIfTI + JSON sidecars in OUT."""
+    from theradose.pipeline._config import check_calibration
+
+    if calibration is not None:
+        check_calibration(calibration, field="--calibration-cps-per-mbq")
     for p in convert_dicom_folder(source, out, calibration_cps_per_mbq=calibration,
                                   overwrite=overwrite):
         click.echo(str(p))

@@ -13,7 +13,7 @@ import numpy as np
 from theradose.cli._main import cli
 from theradose.dose._media import MEDIA
 from theradose.dose._voxel_kernel import VoxelKernel
-from theradose.dose._vsv import MAX_KERNEL_VOXELS
+from theradose.dose._vsv import check_options
 from theradose.errors import InputError
 
 _CLASSES = ("electron", "photon", "alpha")
@@ -31,27 +31,22 @@ def _parse_voxel(text: str) -> float | tuple[float, float, float]:
     return vals[0] if len(vals) == 1 else (vals[0], vals[1], vals[2])
 
 
+#: Library argument name -> command-line flag, for the errors of :func:`_check_options`.
+_FLAGS = {"voxel_mm": "--voxel-mm", "radius_mm": "--radius-mm", "n_samples": "--samples",
+          "seed": "--seed", "density_g_cm3": "--density"}
+
+
 def _check_options(vox: float | tuple[float, float, float], radius_mm: float | None,
                    n_samples: int, seed: int, density_g_cm3: float | None) -> None:
-    """Refuse, before any work, options the generator cannot honour (one line, the option)."""
-    if radius_mm is not None:
-        if not (math.isfinite(radius_mm) and radius_mm > 0):
-            raise InputError(f"expected a number > 0 (mm), got {radius_mm!r}",
-                             field="--radius-mm")
-        h = (vox, vox, vox) if isinstance(vox, float) else vox
-        # exact integer arithmetic: a huge radius must not wrap around in int64
-        n_vox = math.prod(2 * max(math.ceil(radius_mm / v - 1e-9), 1) + 1 for v in h)
-        if n_vox > MAX_KERNEL_VOXELS:
-            raise InputError(f"{radius_mm:g} mm at {vox} mm voxels needs a box of {n_vox:.3g} "
-                             f"voxels, more than {MAX_KERNEL_VOXELS:g}: give a smaller radius",
-                             field="--radius-mm")
-    if n_samples < 1:
-        raise InputError(f"expected an integer >= 1, got {n_samples}", field="--samples")
-    if seed < 0:
-        raise InputError(f"expected an integer >= 0, got {seed}", field="--seed")
-    if density_g_cm3 is not None and not (math.isfinite(density_g_cm3) and density_g_cm3 > 0):
-        raise InputError(f"expected a density > 0 in g/cm3, got {density_g_cm3!r}",
-                         field="--density")
+    """Refuse, before any work, options the generator cannot honour (one line, the option).
+
+    The ranges are the library's (:func:`theradose.dose._vsv.check_options`); the error names
+    the flag instead of the argument.
+    """
+    try:
+        check_options(vox, radius_mm, n_samples, seed, density_g_cm3)
+    except InputError as exc:
+        raise InputError(exc.detail, field=_FLAGS.get(exc.field or "", exc.field)) from None
 
 
 def kernel_summary(kernel: VoxelKernel) -> dict[str, Any]:

@@ -20,7 +20,10 @@ def run_cmd(study: str, out: str, config: str | None, calibration_cps_per_mbq: f
             overwrite: bool) -> None:
     """Run registration, VOIs, kinetics, dose, DVH/BED and exports on STUDY."""
     from theradose.pipeline import PipelineConfig, run_pipeline
+    from theradose.pipeline._config import check_calibration
 
+    if calibration_cps_per_mbq is not None:  # before the config: the flag is what is wrong
+        check_calibration(calibration_cps_per_mbq, field="--calibration-cps-per-mbq")
     cfg = PipelineConfig.from_toml(config) if config else PipelineConfig()
     if calibration_cps_per_mbq is not None:
         data = cfg.to_dict()

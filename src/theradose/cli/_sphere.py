@@ -12,6 +12,10 @@ from theradose.dose._media import MEDIA
 from theradose.dose._sphere import SPHERE_CLASSES, SphereResult, sphere_s_values
 from theradose.errors import InputError
 
+#: Library argument name -> command-line flag, for the library's range errors.
+_FLAGS = {"mass_g": "--mass-g", "density_g_cm3": "--density", "seed": "--seed",
+          "classes": "--classes", "medium": "--medium", "photon_method": "--photon-method"}
+
 
 def parse_masses(text: str) -> list[float]:
     """Masses from ``"10"`` or ``"0.1,1,10,100"`` (g).
@@ -84,8 +88,14 @@ def sphere(nuclide: str, mass_g: str, density: float, medium: str, classes: str,
     """
     masses = parse_masses(mass_g)
     cls = [c.strip() for c in classes.split(",") if c.strip()]
-    results = sphere_s_values(nuclide, masses, density_g_cm3=density, medium=medium, classes=cls,
-                              photon_method=photon_method, seed=seed)
+    try:
+        results = sphere_s_values(nuclide, masses, density_g_cm3=density, medium=medium,
+                                  classes=cls, photon_method=photon_method, seed=seed)
+    except InputError as exc:  # name the flag, not the library argument
+        flag = _FLAGS.get(exc.field or "")
+        if flag is None or exc.file is not None:
+            raise
+        raise InputError(exc.detail, field=flag) from None
     if as_json:
         click.echo(json.dumps(sphere_document(results), indent=2))
     else:

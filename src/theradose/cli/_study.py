@@ -25,7 +25,8 @@ def _grid(d: dict) -> str:
 @click.option("--calibration-cps-per-mbq", "calibration", type=float, default=None,
               help="SPECT sensitivity (cps/MBq) to convert counts images to Bq/mL.")
 @click.option("--ct-tolerance-h", type=float, default=2.0, show_default=True,
-              help="Largest time between an emission image and a CT paired by time (h).")
+              help="Largest time between an emission image and a CT paired by time (h, at "
+                   "most 336: two weeks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the study summary as JSON.")
 def study(folder: str, nuclide: str | None, activity_mbq: float | None,
           injection_time: str | None, calibration: float | None, ct_tolerance_h: float,
@@ -36,7 +37,11 @@ def study(folder: str, nuclide: str | None, activity_mbq: float | None,
     series, non-DICOM files, hidden files, files reached twice through links, unpaired CTs).
     """
     from theradose.io import load_study
+    from theradose.pipeline._config import check_calibration, check_ct_tolerance
 
+    if calibration is not None:
+        check_calibration(calibration, field="--calibration-cps-per-mbq")
+    check_ct_tolerance(ct_tolerance_h, field="--ct-tolerance-h")
     s = load_study(folder, nuclide=nuclide, injected_activity_mbq=activity_mbq,
                    injection_time=injection_time, calibration_cps_per_mbq=calibration,
                    ct_tolerance_h=ct_tolerance_h)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from theradose.errors import InputError
 
-__all__ = ["MEDIA", "Medium", "get_medium"]
+__all__ = ["DENSITY_RANGE_G_CM3", "MEDIA", "Medium", "check_density", "get_medium"]
+
+#: Mass densities accepted by the kernel generators, g/cm³. Dry air at sea level is
+#: 1.2e-3 g/cm³ and the densest elements (osmium, iridium) 22.6 g/cm³ (CRC Handbook): 1e-4
+#: (below any medium a patient image holds) to 25 accepts every real material and refuses
+#: values whose scaled kernels over- or underflow (1e308 gave NaN S-values).
+DENSITY_RANGE_G_CM3 = (1e-4, 25.0)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,27 @@ def get_medium(medium: str | Medium) -> Medium:
         return medium
     key = str(medium).strip().lower().replace(" ", "_").replace("-", "_")
     if key not in MEDIA:
-        raise InputError(f"unknown medium (field=medium): got {medium!r}, "
-                         f"expected one of {sorted(MEDIA)}")
+        raise InputError(f"unknown medium: got {medium!r}, expected one of {sorted(MEDIA)}",
+                         field="medium")
     return MEDIA[key]
+
+
+def check_density(value: Any, field: str = "density_g_cm3") -> float:
+    """A mass density in :data:`DENSITY_RANGE_G_CM3`, g/cm³, as a float.
+
+    Raises
+    ------
+    InputError
+        If ``value`` is not a finite number in the range (the message names ``field``).
+    """
+    lo, hi = DENSITY_RANGE_G_CM3
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        v = float(value) if ok else math.nan
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise InputError(f"expected a density in [{lo:g}, {hi:g}] g/cm3 (air 1.2e-3, densest "
+                         f"element 22.6), got {value!r}", field=field)
+    return v
+

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from theradose.dose._media import get_medium
+from theradose.dose._media import check_density, get_medium
 from theradose.dose._point_kernel import KEV_TO_J, RadialKernel
 from theradose.errors import InputError, TheradoseWarning
 from theradose.nuclides import Nuclide, get_nuclide
@@ -75,6 +75,15 @@ __all__ = [
     "sphere_s_value",
     "sphere_s_values",
 ]
+
+#: Sphere masses accepted, g: from 1 pg (a sphere of 6 µm radius at 1 g/cm³, a single cell) to
+#: 1e9 g (a 6.2 m sphere, far beyond the 73 kg ICRP-89 reference adult, where φ → 1: the
+#: large-sphere limit stays reachable); beyond, ``m/ρ`` and the radius overflow or underflow
+#: (1e308 g gave NaN S-values).
+MASS_RANGE_G = (1e-12, 1e9)
+
+#: Largest photon Monte Carlo seed: 32 bits, as ``simulate`` and the pipeline configuration.
+MAX_SEED = 2**32 - 1
 
 #: Emission classes the sphere model knows.
 SPHERE_CLASSES: tuple[str, ...] = ("electron", "photon", "alpha")
@@ -136,8 +145,8 @@ def _absorbed_fractions(kernel: RadialKernel, radii_mm: np.ndarray) -> tuple[np.
                                                                                np.ndarray]:
     """Absorbed fractions and their kernel-statistics σ for radii (M,), both shape (M,)."""
     if kernel.emitted_kev <= 0:
-        raise InputError("kernel emits no energy (field=emitted_kev): got "
-                         f"{kernel.emitted_kev} keV per decay, expected > 0")
+        raise InputError(f"kernel emits no energy: got {kernel.emitted_kev} keV per decay, "
+                         "expected > 0", field="emitted_kev")
     psi = _shell_psi_means(kernel, radii_mm)
     phi = psi @ kernel.shell_kev / kernel.emitted_kev
     if kernel.sigma_shell_kev is None:
@@ -201,7 +210,8 @@ def sphere_absorbed_fraction(kernel: RadialKernel, radius_mm: float) -> float:
     0.3
     """
     if not isinstance(kernel, RadialKernel):
-        raise InputError(f"expected a RadialKernel (field=kernel): got {type(kernel).__name__}")
+        raise InputError(f"expected a RadialKernel, got {type(kernel).__name__}",
+                         field="kernel")
     r = _check_positive(radius_mm, "radius_mm", "mm")
     phi, _ = _absorbed_fractions(kernel, np.array([r]))
     return float(phi[0])
@@ -400,11 +410,11 @@ def sphere_s_values(
     med = get_medium(medium)
     cls = _check_classes(classes)
     if photon_method not in _PHOTON_METHODS:
-        raise InputError(f"unknown photon method (field=photon_method): got {photon_method!r}, "
-                         f"expected one of {list(_PHOTON_METHODS)}")
+        raise InputError(f"unknown photon method: got {photon_method!r}, expected one of "
+                         f"{list(_PHOTON_METHODS)}", field="photon_method")
+    _check_int(seed, "seed", 0, MAX_SEED)  # checked for every method: never silently ignored
     if photon_method == "isolated":
         _check_int(photon_histories, "photon_histories", 10)
-        _check_int(seed, "seed", 0)
     radii = sphere_radius_mm(masses, rho)
     epd = nuc.energy_per_decay_kev
 
@@ -416,19 +426,19 @@ def sphere_s_values(
         kern = {c: k for c, k in kernels.items() if c in kernel_classes}
         for c, k in kern.items():
             if not isinstance(k, RadialKernel):
-                raise InputError(f"expected a RadialKernel (field=kernels[{c!r}]): got "
-                                 f"{type(k).__name__}")
+                raise InputError(f"expected a RadialKernel, got {type(k).__name__}",
+                                 field=f"kernels[{c!r}]")
             if k.nuclide is not None and k.nuclide != nuc.name:
-                raise InputError(f"kernel nuclide does not match (field=kernels[{c!r}]): got "
-                                 f"{k.nuclide!r}, expected {nuc.name!r}")
+                raise InputError(f"kernel nuclide does not match: got {k.nuclide!r}, expected "
+                                 f"{nuc.name!r}", field=f"kernels[{c!r}]")
             if k.medium != med.name:
-                raise InputError(f"kernel medium does not match (field=kernels[{c!r}]): got "
-                                 f"{k.medium!r}, expected {med.name!r} (argument medium)")
+                raise InputError(f"kernel medium does not match: got {k.medium!r}, expected "
+                                 f"{med.name!r} (argument medium)", field=f"kernels[{c!r}]")
         missing = [c for c in ("electron", "photon")
                    if c in kernel_classes and getattr(epd, c) > 0 and c not in kern]
         if missing:
-            raise InputError(f"missing kernels (field=kernels): {nuc.name} emits {missing} "
-                             f"but got kernels for {sorted(kernels)}")
+            raise InputError(f"missing kernels: {nuc.name} emits {missing} but got kernels "
+                             f"for {sorted(kernels)}", field="kernels")
 
     phis: dict[str, np.ndarray] = {}
     sigs: dict[str, np.ndarray] = {}
@@ -458,9 +468,9 @@ def sphere_s_values(
 
     order = [c for c in SPHERE_CLASSES if c in phis]
     if not order:
-        raise InputError(f"{nuc.name} emits no energy in the classes asked for (field=classes): "
-                         f"got {list(cls)}, it emits "
-                         f"{[c for c in SPHERE_CLASSES if getattr(epd, c) > 0]}")
+        raise InputError(f"{nuc.name} emits no energy in the classes asked for: got "
+                         f"{list(cls)}, it emits "
+                         f"{[c for c in SPHERE_CLASSES if getattr(epd, c) > 0]}", field="classes")
     absorbed_kev = sum(energy[c] * phis[c] for c in order)
     sigma_kev = np.sqrt(sum((energy[c] * sigs[c]) ** 2 for c in order))
     s = absorbed_kev * _KEV_PER_G_TO_MGY_PER_MBQ_S / masses
@@ -506,7 +516,8 @@ def sphere_s_value(
     >>> r.s_value_mgy_per_mbq_s  # doctest: +SKIP
     """
     if isinstance(mass_g, (list, tuple, np.ndarray)):
-        raise InputError("expected one mass (field=mass_g): got a sequence; use sphere_s_values")
+        raise InputError("expected one mass, got a sequence; use sphere_s_values",
+                         field="mass_g")
     return sphere_s_values(nuclide, [mass_g], density_g_cm3=density_g_cm3, medium=medium,
                            classes=classes, photon_method=photon_method, kernels=kernels,
                            photon_histories=photon_histories, seed=seed, cache=cache)[0]
@@ -536,29 +547,35 @@ def _provenance(nuc: Nuclide, medium: str, classes: tuple[str, ...], photon_meth
 
 
 def _check_positive(value: Any, name: str, unit: str) -> float:
+    if name == "density_g_cm3":
+        return check_density(value, name)
     try:
         v = float(value)
     except (TypeError, ValueError):
         v = float("nan")
     if not math.isfinite(v) or v <= 0:
-        raise InputError(f"must be a finite number > 0 {unit} (field={name}): got {value!r}")
+        raise InputError(f"must be a finite number > 0 {unit}, got {value!r}", field=name)
     return v
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"must be an integer >= {minimum} (field={name}): got {value!r}")
+def _check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+            or (maximum is not None and value > maximum)):
+        rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise InputError(f"must be an integer {rng}, got {value!r}", field=name)
     return int(value)
 
 
 def _check_masses(masses: Any) -> np.ndarray:
+    lo, hi = MASS_RANGE_G
     try:
         m = np.atleast_1d(np.asarray(masses, dtype=float))
     except (TypeError, ValueError):
-        raise InputError(f"masses must be numbers in g (field=mass_g): got {masses!r}") from None
-    if m.ndim != 1 or m.size == 0 or not np.all(np.isfinite(m)) or np.any(m <= 0):
-        raise InputError(f"masses must be finite numbers > 0 g (field=mass_g): got "
-                         f"{np.asarray(masses).tolist()!r}")
+        raise InputError(f"masses must be numbers in g, got {masses!r}", field="mass_g") from None
+    if (m.ndim != 1 or m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < lo)
+            or np.any(m > hi)):
+        raise InputError(f"masses must be finite numbers in [{lo:g}, {hi:g}] g, got "
+                         f"{np.asarray(masses).tolist()!r}", field="mass_g")
     return m
 
 
@@ -568,6 +585,7 @@ def _check_classes(classes: Iterable[str]) -> tuple[str, ...]:
     cls = tuple(dict.fromkeys(str(c).strip().lower() for c in classes))
     bad = [c for c in cls if c not in SPHERE_CLASSES]
     if not cls or bad:
-        raise InputError(f"unknown emission classes (field=classes): got {bad or list(cls)}, "
-                         f"expected a non-empty subset of {list(SPHERE_CLASSES)}")
+        raise InputError(f"unknown emission classes: got {bad or list(cls)}, "
+                         f"expected a non-empty subset of {list(SPHERE_CLASSES)}",
+                         field="classes")
     return cls

@@ -50,7 +50,7 @@ import numpy as np
 from scipy.special import roots_jacobi
 from scipy.stats import qmc
 
-from theradose.dose._media import get_medium
+from theradose.dose._media import check_density, get_medium
 from theradose.dose._point_kernel import KEV_TO_J, RadialKernel
 from theradose.dose._voxel_kernel import VoxelKernel
 from theradose.errors import InputError
@@ -58,6 +58,7 @@ from theradose.errors import InputError
 __all__ = [
     "DEFAULT_RADIUS_MM",
     "VSV_ALGORITHM_VERSION",
+    "check_options",
     "point_kernel",
     "voxel_s_values",
     "voxel_s_values_from_kernel",
@@ -73,6 +74,19 @@ DEFAULT_RADIUS_MM = 100.0
 
 #: Largest kernel box accepted (voxels), to refuse radius/voxel combinations that need GBs.
 MAX_KERNEL_VOXELS = 40_000_000
+
+#: Voxel sides accepted, mm. Imaging voxels run from ~0.1 mm (preclinical micro-SPECT/CT) to
+#: ~10 mm (clinical SPECT); 0.01 mm is finer than the alpha ranges (40-90 µm) the kernels
+#: resolve, and at 100 mm the default 100 mm box is a single voxel: beyond these limits the
+#: S-values are meaningless, not merely inaccurate.
+VOXEL_MM_RANGE = (0.01, 100.0)
+
+#: Most near-field quasi-Monte-Carlo points (2^26, 64 times the default 2^20): each replica's
+#: points take ~100 bytes, so larger counts need many GB of memory for a σ already < 1e-4.
+MAX_SAMPLES = 1 << 26
+
+#: Largest integration seed: 32 bits, as ``simulate`` and the pipeline configuration take.
+MAX_SEED = 2**32 - 1
 
 #: Range given to alpha particles (and recoils) in water, mm: they are deposited uniformly within
 #: this radius (5-9 MeV alphas have CSDA ranges of 40-90 µm in water, ICRU Report 49).
@@ -93,9 +107,13 @@ def _voxel_tuple(voxel_mm: float | Sequence[float]) -> tuple[float, float, float
         arr = np.array([np.nan])
     if arr.size == 1:
         arr = np.repeat(arr, 3)
+    lo, hi = VOXEL_MM_RANGE
     if arr.shape != (3,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise InputError(f"invalid voxel size: got {voxel_mm!r}, expected one positive number "
                          "(cubic) or three (x, y, z) in mm", field="voxel_mm")
+    if np.any(arr < lo) or np.any(arr > hi):
+        raise InputError(f"invalid voxel size: got {voxel_mm!r}, expected sides in "
+                         f"[{lo:g}, {hi:g}] mm", field="voxel_mm")
     return (float(arr[0]), float(arr[1]), float(arr[2]))
 
 
@@ -108,6 +126,68 @@ def _positive(value: Any, name: str, *, integer: bool = False) -> Any:
         kind = "a positive integer" if integer else "a positive number"
         raise InputError(f"got {value!r}, expected {kind}", field=name)
     return int(value) if integer else float(value)
+
+
+def _seed(seed: Any) -> int:
+    if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+            or not 0 <= seed <= MAX_SEED):
+        raise InputError(f"got {seed!r}, expected an integer in [0, {MAX_SEED}] (32 bits)",
+                         field="seed")
+    return int(seed)
+
+
+def _samples(n_samples: Any) -> int:
+    n = _positive(n_samples, "n_samples", integer=True)
+    if n > MAX_SAMPLES:
+        raise InputError(f"got {n_samples!r}, expected at most {MAX_SAMPLES} (2^26) points",
+                         field="n_samples")
+    return n
+
+
+def _radius(radius_mm: Any, h: Sequence[float]) -> float:
+    """A radius of at least the smallest voxel side (the box is 3 voxels wide at least)."""
+    r = _positive(radius_mm, "radius_mm")
+    if r < min(h):
+        raise InputError(f"got {radius_mm!r} mm, expected at least one voxel "
+                         f"({min(h):g} mm)", field="radius_mm")
+    return r
+
+
+def _box_half(radius: float, h: np.ndarray, field: str) -> list[int]:
+    """Half-widths (voxels) of the kernel box; refuses more than :data:`MAX_KERNEL_VOXELS`."""
+    # exact integers: a tiny voxel or huge radius would wrap around in int64
+    n_half = _half_widths(_ratio(radius, h), lambda q: max(math.ceil(q - 1e-9), 1))
+    n_vox = _box_voxels(n_half, lambda n: 2 * n + 1)
+    if n_vox > MAX_KERNEL_VOXELS or n_half is None:
+        raise InputError(f"kernel box too large: radius {radius:g} mm at "
+                         f"{_mm(h)} mm voxels needs {_count(n_vox)} voxels, more than "
+                         f"{MAX_KERNEL_VOXELS}; pass a smaller radius_mm or larger voxels",
+                         field=field)
+    return n_half
+
+
+def check_options(voxel_mm: float | Sequence[float], radius_mm: float | None = None,
+                  n_samples: int = 1 << 20, seed: int = 0,
+                  density_g_cm3: float | None = None) -> None:
+    """Refuse, before any work, integration options out of their ranges.
+
+    Voxel sides in :data:`VOXEL_MM_RANGE`, a radius of at least one voxel whose box holds at
+    most :data:`MAX_KERNEL_VOXELS` voxels, 1 to :data:`MAX_SAMPLES` points, a seed in
+    ``[0, MAX_SEED]`` and a density in :data:`theradose.dose._media.DENSITY_RANGE_G_CM3`.
+
+    Raises
+    ------
+    InputError
+        Naming the argument at fault (``voxel_mm``, ``radius_mm``, ``n_samples``, ``seed``,
+        ``density_g_cm3``).
+    """
+    h = np.array(_voxel_tuple(voxel_mm))
+    if radius_mm is not None:
+        _box_half(_radius(radius_mm, h), h, "radius_mm")
+    _samples(n_samples)
+    _seed(seed)
+    if density_g_cm3 is not None:
+        check_density(density_g_cm3)
 
 
 def _classes_tuple(classes: Sequence[str] | str) -> tuple[str, ...]:
@@ -308,8 +388,9 @@ def voxel_s_values_from_kernel(
     Raises
     ------
     InputError
-        For a non-positive voxel size, radius, sample count or a box of more than
-        :data:`MAX_KERNEL_VOXELS` voxels.
+        For a voxel side outside :data:`VOXEL_MM_RANGE`, a radius under one voxel, a sample
+        count outside [1, :data:`MAX_SAMPLES`], a seed outside [0, :data:`MAX_SEED`] or a box
+        of more than :data:`MAX_KERNEL_VOXELS` voxels.
 
     Examples
     --------
@@ -325,25 +406,16 @@ def voxel_s_values_from_kernel(
         raise InputError(f"got {type(point_kernel).__name__}, expected a RadialKernel",
                          field="point_kernel")
     h = np.array(_voxel_tuple(voxel_mm))
-    n_samples = _positive(n_samples, "n_samples", integer=True)
+    n_samples = _samples(n_samples)
     n_replicas = _positive(n_replicas, "n_replicas", integer=True)
     near_voxels = _positive(near_voxels, "near_voxels")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise InputError(f"got {seed!r}, expected an integer >= 0", field="seed")
+    seed = _seed(seed)
     extent = _kernel_extent_mm(point_kernel)
     if radius_mm is None:
         radius = min(extent, DEFAULT_RADIUS_MM)
     else:
-        radius = _positive(radius_mm, "radius_mm")
-    # exact integers: a tiny voxel or huge radius would wrap around in int64
-    n_half = _half_widths(_ratio(radius, h), lambda q: max(math.ceil(q - 1e-9), 1))
-    n_vox = _box_voxels(n_half, lambda n: 2 * n + 1)
-    if n_vox > MAX_KERNEL_VOXELS:
-        field = "voxel_mm" if radius_mm is None else "radius_mm"
-        raise InputError(f"kernel box too large: radius {radius:g} mm at "
-                         f"{_mm(h)} mm voxels needs {_count(n_vox)} voxels, more than "
-                         f"{MAX_KERNEL_VOXELS}; pass a smaller radius_mm or larger voxels",
-                         field=field)
+        radius = _radius(radius_mm, h)
+    n_half = _box_half(radius, h, "voxel_mm" if radius_mm is None else "radius_mm")
     n_xyz = np.array(n_half, dtype=np.int64)  # each <= MAX_KERNEL_VOXELS now
 
     hmax = float(h.max())
@@ -557,10 +629,12 @@ def voxel_s_values(
     med = get_medium(medium)
     cls = _classes_tuple(classes)
     vox = _voxel_tuple(voxel_mm)
-    rho = med.density_g_cm3 if density_g_cm3 is None else _positive(density_g_cm3,
-                                                                      "density_g_cm3")
-    radius = None if radius_mm is None else _positive(radius_mm, "radius_mm")
-    n_samples = _positive(n_samples, "n_samples", integer=True)
+    rho = med.density_g_cm3 if density_g_cm3 is None else check_density(density_g_cm3)
+    radius = None if radius_mm is None else _radius(radius_mm, vox)
+    if radius is not None:  # refuse an oversized box before generating the point kernels
+        _box_half(radius, np.array(vox), "radius_mm")
+    n_samples = _samples(n_samples)
+    seed = _seed(seed)
     opts = {k: dict(v) for k, v in (kernel_options or {}).items()}
     unknown = set(opts) - set(_CLASSES)
     if unknown:

@@ -18,7 +18,9 @@ from typing import Any
 from theradose.errors import InputError, UnreadableFileError
 from theradose.kinetics._fit import MAX_RELATIVE_SIGMA
 
-__all__ = ["DEFAULTS", "PipelineConfig"]
+__all__ = ["CALIBRATION_RANGE_CPS_PER_MBQ", "CT_TOLERANCE_MAX_H", "DEFAULTS",
+           "INJECTED_ACTIVITY_RANGE_MBQ", "PipelineConfig", "check_calibration",
+           "check_ct_tolerance"]
 
 #: Sections, keys and default values (None: not set).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -54,6 +56,61 @@ _ENGINE_TABLES = ("kernel", "montecarlo", "led")
 #: (0 would mean "wall clock").
 MAX_SEED = 2**32 - 2
 
+#: SPECT sensitivity, cps/MBq: clinical cameras measure ~1-100 (Lu-177 MELP ~10, Tc-99m LEHR
+#: ~90, I-131 HEGP ~5); 1e-3 to 1e6 accepts any collimator, window or small-animal system and
+#: refuses values that make every activity ~0 (1e308) or overflow the image (1e-300).
+CALIBRATION_RANGE_CPS_PER_MBQ = (1e-3, 1e6)
+
+#: Injected activity, MBq: 1 kBq to 100 GBq; therapies give 0.1-30 GBq (Lu-177 7.4 GBq,
+#: I-131 up to ~11 GBq, Ra-223 ~4 MBq, Ac-225 ~8 MBq) and diagnostic studies 10-1000 MBq.
+INJECTED_ACTIVITY_RANGE_MBQ = (1e-3, 1e5)
+
+#: Largest time between an emission image and a CT paired with it by time, h: two weeks
+#: (336 h) covers every post-therapy imaging schedule (last time points at ~7-10 d, some CTs
+#: re-used across the study); a larger tolerance pairs images of unrelated studies.
+CT_TOLERANCE_MAX_H = 24.0 * 14
+
+
+def _in_range(value: Any, lo: float, hi: float, what: str, *, file: str | None,
+              field: str, lo_open: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan
+    inside = (lo < v if lo_open else lo <= v) and v <= hi
+    if not (math.isfinite(v) and inside):
+        rng = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
+        raise _fail(file, field, f"expected {what} in {rng}, got {value!r}")
+    return v
+
+
+def check_calibration(value: Any, *, file: str | None = None,
+                      field: str = "study.calibration_cps_per_mbq") -> float:
+    """A SPECT sensitivity in :data:`CALIBRATION_RANGE_CPS_PER_MBQ`, cps/MBq.
+
+    The one check of the configuration key and of the ``--calibration-cps-per-mbq`` flag of
+    ``run``, ``study`` and ``convert`` (which pass ``field`` = the flag).
+
+    Raises
+    ------
+    InputError
+        If ``value`` is not a finite number in the range.
+    """
+    lo, hi = CALIBRATION_RANGE_CPS_PER_MBQ
+    return _in_range(value, lo, hi, "a sensitivity (cps/MBq; clinical SPECT 1-100)",
+                     file=file, field=field)
+
+
+def check_ct_tolerance(value: Any, *, file: str | None = None,
+                       field: str = "ct_tolerance_h") -> float:
+    """A CT pairing tolerance in ``(0, CT_TOLERANCE_MAX_H]`` hours.
+
+    Raises
+    ------
+    InputError
+        If ``value`` is not a finite number in the range.
+    """
+    return _in_range(value, 0.0, CT_TOLERANCE_MAX_H, "a time in hours (two weeks at most)",
+                     file=file, field=field, lo_open=True)
+
 
 def _fail(file: str | None, key: str, msg: str) -> InputError:
     return InputError(msg, file=file, field=key)
@@ -84,8 +141,14 @@ def _check_value(section: str, key: str, value: Any, default: Any, file: str | N
                 raise _fail(file, name, f"expected an integer in [0, {MAX_SEED}] (a 32-bit "
                             f"seed), got {value!r}")
             return int(value)
-        if key not in _ZERO_OK and value <= 0 and key != "threshold":
+        if key not in _ZERO_OK and value <= 0:  # threshold too: a concentration (SUV, Bq/mL)
             raise _fail(file, name, f"expected a number > 0, got {value!r}")
+        if key == "calibration_cps_per_mbq":
+            return check_calibration(value, file=file, field=name)
+        if key == "injected_activity_mbq":
+            lo, hi = INJECTED_ACTIVITY_RANGE_MBQ
+            return _in_range(value, lo, hi, "an activity in MBq (1 kBq to 100 GBq)",
+                             file=file, field=name)
         if key in _ZERO_OK and value < 0:
             raise _fail(file, name, f"expected a number >= 0 (mm), got {value!r}")
         if key == "percent" and not 0 < value < 100:
