@@ -455,12 +455,15 @@ def _run(study: Path, out: Path, cfg: PipelineConfig, cache: StageCache, t_start
         "administration": adm.to_dict(),
         "study": {"source": str(study), "reference_time_point": reg["reference"],
                   "time_points": [{"time_h": float(t), "file": f, "fov_fraction": _num(fr),
-                                   "activity_moved_into_body": _num(mv)}
-                                  for t, f, fr, mv in zip(
+                                   "activity_moved_into_body": _num(mv),
+                                   "activity_balance": bal, "ct_air_fraction": _num(air)}
+                                  for t, f, fr, mv, bal, air in zip(
                                       reg["times_h"], reg["emission_files"],
                                       reg["fov_fraction"],
                                       kin.get("activity_moved_into_body")
-                                      or [None] * len(reg["times_h"]), strict=True)],
+                                      or [None] * len(reg["times_h"]),
+                                      reg["activity_balance"], reg["ct_air_fraction"],
+                                      strict=True)],
                   "reference_grid": grid.to_dict(), "vois_source": voi_source,
                   # what the loader did not read, and why (io.study_files, load_study)
                   "skipped": reg["study"].get("skipped", [])},

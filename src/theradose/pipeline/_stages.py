@@ -12,6 +12,7 @@ import numpy as np
 
 from theradose.errors import FitError, GeometryMismatchError, InputError, UnitError
 from theradose.io import Study, TimePoint, load_study, read_seg, rtstruct_to_labelmap
+from theradose.pipeline._plausibility import activity_balance, check_ct_units
 from theradose.segmentation import activity_region, body_contour
 from theradose.volume import Geometry, LabelMap, Volume, resample
 
@@ -84,6 +85,9 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
                 f"only {100 * f:.1f} % of the activity at {tp.time_h:g} h lies inside its CT; "
                 f"accepted: >= {100 * _FOV_MIN:.0f} % (is this the SPECT's CT?)",
                 file=_src(tp.emission), field="ct")
+    # plausibility against what the clinic knows: warnings + numbers, never a silent pass
+    balance = activity_balance(study, [_src(tp.emission) for tp in study.time_points])
+    ct_air = [check_ct_units(tp.ct, _src(tp.ct)) for tp in study.time_points]
     reg = cfg.section("registration")
     ref = reg["reference"]
     if ref >= n:
@@ -133,6 +137,8 @@ def load_and_register(study_dir: Path, cfg) -> dict[str, Any]:
         "emission_spacing_mm": [tuple(float(x) for x in tp.emission.geometry.spacing_mm)
                                 for tp in study.time_points],
         "fov_fraction": frac,
+        "activity_balance": balance,
+        "ct_air_fraction": ct_air,
         "reference": ref,
     }
 
