@@ -1387,6 +1387,31 @@ def run_cases() -> list[Case]:
     cases.append(Case("nifti/values/all-nan-time-point-run", "pipeline/kinetics", nifti_run,
                       Expect("error|warn", file="96-h", fields=("values", "NaN", "nan"),
                              warn=r"NaN|nan|finite"), nan_run(None), timeout=300.0))
+    # plausibility: every file valid, a unit wrong (pipeline/_plausibility.py)
+    for factor, what in ((1000.0, "cps/kBq given as cps/MBq"), (1e-3, "cps/GBq")):
+        cases.append(Case(
+            f"plausibility/calibration-x{factor:g}-run", "pipeline/_plausibility.py",
+            [*RUN_DICOM, "--calibration-cps-per-mbq", f"{CAL * factor:g}"],
+            Expect("error|warn", fields=("activity", "calibration"),
+                   warn=r"activity: the image holds"),
+            _prep_dicom_then(lambda case, base: None), timeout=300.0,
+            description=f"calibration off by {factor:g} ({what})"))
+
+    def ct_not_hu(case: Path, base: Base) -> None:
+        d = _copy_dicom(case, base)
+        for f in sorted((d / "tp1_4h" / "ct").iterdir()):
+            def edit(ds):
+                # stored as HU + 1024 with the RescaleIntercept -1024 lost: air reads ~0 HU
+                arr = ds.pixel_array.astype(np.int32) * float(ds.RescaleSlope) + \
+                    float(ds.RescaleIntercept) + 1024
+                ds.PixelData = arr.astype(ds.pixel_array.dtype).tobytes()
+                ds.RescaleIntercept = 0
+                ds.RescaleSlope = 1
+            _dicom_set(f, edit)
+    cases.append(Case("plausibility/ct-rescale-intercept-lost-run", "pipeline/_plausibility.py",
+                      RUN_DICOM, Expect("error|warn", fields=("HU", "RescaleIntercept"),
+                                        warn=r"HU: only"), ct_not_hu, timeout=300.0,
+                      description="the reference CT stored as HU + 1024, RescaleIntercept lost"))
     cases.append(Case("config/registration.seed/1e30-registration-on", "pipeline/_config.py",
                       ["run", "{case}/in/dicom", "--out", "{case}/out", "--config",
                        "{case}/config.toml"],
