@@ -111,3 +111,27 @@ def test_malformed_orientation_in_the_detector_sequence(tmp_path):
     with pytest.raises(DicomTagError, match=r"nm\.dcm: ImageOrientationPatient: (malformed "
                                             r"value|not a number)"):
         read_nm(p)
+
+
+@pytest.mark.parametrize(("keyword", "value", "expected", "warns"), [
+    ("PatientWeight", "70", 70.0, False), ("PatientWeight", "0", None, False),
+    ("PatientWeight", "-70", None, True), ("PatientWeight", "70000", None, True),  # grams
+    ("PatientSize", "1.75", 1.75, False), ("PatientSize", "175", None, True),  # cm
+])
+def test_implausible_body_measures_warn_and_are_ignored(keyword, value, expected, warns):
+    import warnings
+
+    from pydicom.dataset import Dataset
+
+    from theradose.errors import TheradoseWarning
+    from theradose.io._dicom_read import _HEIGHT_M, _WEIGHT_KG, _body_measure
+
+    ds = Dataset()
+    setattr(ds, keyword, value)
+    bounds, unit = (_WEIGHT_KG, "kg") if keyword == "PatientWeight" else (_HEIGHT_M, "m")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _body_measure(ds, keyword, unit, bounds, "pt.dcm") == expected
+    msgs = [str(w.message) for w in caught if issubclass(w.category, TheradoseWarning)]
+    assert (msgs != []) == warns
+    assert all(m.startswith(f"pt.dcm: {keyword}: ") for m in msgs)

@@ -410,9 +410,28 @@ def _earliest_acquisition(datasets: Sequence, files: Sequence[Path]) -> datetime
     return None
 
 
+#: Plausible adult and paediatric body weight (kg) and height (m); outside: a warning and None
+#: (a weight in g or lb, a height in cm, a sign lost) rather than a wrong SUV.
+_WEIGHT_KG = (0.5, 500.0)
+_HEIGHT_M = (0.2, 2.8)
+
+
+def _body_measure(ds, keyword: str, unit: str, bounds: tuple[float, float], file) -> float | None:
+    value = _float(ds, keyword, file=file)
+    if value is None or value == 0:  # 0 is DICOM's "unknown" in practice
+        return None
+    if not bounds[0] <= value <= bounds[1]:
+        warnings.warn(str(DicomTagError(
+            f"{value:g} {unit} is outside {bounds[0]:g}-{bounds[1]:g} {unit}; ignored (SUV "
+            "needs it from elsewhere)", file=file, field=keyword)), TheradoseWarning,
+            stacklevel=4)
+        return None
+    return value
+
+
 def _meta(ds, files: Sequence[Path], sop_uids: list[str]) -> dict:
-    weight = _float(ds, "PatientWeight", file=files[0])
-    height = _float(ds, "PatientSize", file=files[0])
+    weight = _body_measure(ds, "PatientWeight", "kg", _WEIGHT_KG, files[0])
+    height = _body_measure(ds, "PatientSize", "m", _HEIGHT_M, files[0])
     return {
         "study_instance_uid": _text(ds, "StudyInstanceUID"),
         "series_instance_uid": _text(ds, "SeriesInstanceUID"),
@@ -420,8 +439,8 @@ def _meta(ds, files: Sequence[Path], sop_uids: list[str]) -> dict:
         "sop_instance_uids": sop_uids,
         "patient_id": _text(ds, "PatientID"),
         "patient_name": _text(ds, "PatientName"),
-        "patient_weight_kg": weight if weight and weight > 0 else None,
-        "patient_height_m": height if height and height > 0 else None,
+        "patient_weight_kg": weight,
+        "patient_height_m": height,
         "patient_sex": _text(ds, "PatientSex"),
         "series_description": _text(ds, "SeriesDescription"),
         "administration": None,
