@@ -81,3 +81,36 @@ def test_no_voi_file(small_patient, tmp_path, fast):
     with pytest.raises(InputError, match="no VOIs: the study has no DICOM SEG") as exc:
         run_pipeline(d, tmp_path / "out", fast)
     _check(exc, str(d), "labels")
+
+
+def test_label_map_partly_off_the_reference_ct(small_patient, tmp_path, fast):
+    # a label map whose second VOI lies beyond the reference CT: an error naming the file and
+    # the lost VOI, not a VOI silently empty (or a message without the file)
+    import numpy as np
+
+    from theradose.io import read_ct, write_labelmap
+    from theradose.volume import Geometry, LabelMap
+
+    d = _copy(small_patient, tmp_path)
+    (d / "tp1_4h" / "seg.dcm").unlink()
+    (d / "tp1_4h" / "rtstruct.dcm").unlink()
+    ct = read_ct(d / "tp1_4h" / "ct").geometry
+    centre = np.asarray(ct.index_to_physical(np.asarray(ct.size_xyz, float)[None] / 2))[0]
+    nz = round(ct.size_xyz[2] * ct.spacing_mm[2] / 8.0) + 40  # 32 cm past the CT's end
+    arr = np.zeros((nz, 6, 6), np.uint8)
+    arr[: nz // 4, 1:5, 1:5] = 1
+    arr[-3:, 1:5, 1:5] = 2
+    origin = (centre[0] - 24.0, centre[1] - 24.0, float(ct.origin_mm[2]))
+    geom = Geometry((nz, 6, 6), (8.0, 8.0, 8.0), origin)
+    write_labelmap(LabelMap(arr, geom, names={1: "liver", 2: "far_away"}), d / "labels.nii.gz")
+    with pytest.raises(InputError, match=r"vanish on the reference CT's grid.*far_away") as exc:
+        run_pipeline(d, tmp_path / "out", fast)
+    _check(exc, "labels.nii.gz", "geometry")
+
+
+def test_two_segs_are_ambiguous(small_patient, tmp_path, fast):
+    d = _copy(small_patient, tmp_path)
+    shutil.copy(d / "tp1_4h" / "seg.dcm", d / "tp2_24h" / "seg_copy.dcm")
+    with pytest.raises(InputError, match="2 SEG files in the study") as exc:
+        run_pipeline(d, tmp_path / "out", fast)
+    _check(exc, "seg", "Modality")

@@ -223,7 +223,15 @@ def vois_stage(study_dir: Path, reg: dict[str, Any], cfg) -> tuple[LabelMap, dic
         labels = read_labelmap(nifti[0])
         source = {"modality": "NIfTI", "file": str(nifti[0])}
     if not labels.geometry.same_as(grid):
+        before = {n for n in labels.names.values() if labels.mask(n).any()}
         labels = resample(labels, grid)
+        lost = sorted(n for n in before if not labels.mask(n).any())
+        if lost:  # outside the reference CT, or smaller than one of its voxels
+            what = ("none of its VOIs lies inside the reference CT's grid: is it drawn on "
+                    "another CT?") if len(lost) == len(before) else (
+                f"{len(lost)} VOI(s) vanish on the reference CT's grid (outside it or "
+                f"smaller than a voxel): {lost[:8]}{' ...' if len(lost) > 8 else ''}")
+            raise InputError(what, file=source["file"], field="geometry")
     vcfg = cfg.section("vois")
     known = sorted(labels.names.values())
     for key in ("include", "exclude"):
