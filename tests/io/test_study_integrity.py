@@ -251,3 +251,28 @@ def test_negative_voxels_warn_above_one_percent(nifti_study):
     with pytest.warns(TheradoseWarning, match=r"tp_24h/spect\.nii\.gz: values: negative voxels "
                                               r"sum to 8\.4e\+03 of the positive total"):
         load_study(nifti_study)
+
+
+def _ct(h, unit="HU"):
+    return Volume(np.full(GRID.shape, -1000.0, np.float32), GRID, unit=unit, modality="CT",
+                  acquisition_time=INJ + timedelta(hours=h, minutes=-10))
+
+
+def test_ct_not_in_hu_is_an_error(nifti_study):
+    write_nifti(_ct(4.0, unit="Bq/mL"), nifti_study / "tp_4h" / "ct.nii.gz")
+    with pytest.raises(InputError, match=r"ct\.json: unit: a CT image must be in HU, got "
+                                         r"'Bq/mL'"):
+        load_study(nifti_study)
+
+
+def test_ct_without_its_spect_warns(nifti_study):
+    # the 96 h SPECT mislabelled (here: missing): its CT stays, unpaired; said, not only listed
+    for h in HOURS:
+        write_nifti(_ct(h), nifti_study / f"tp_{h:g}h" / "ct.nii.gz")
+    (nifti_study / "tp_96h" / "spect.nii.gz").unlink()
+    (nifti_study / "tp_96h" / "spect.json").unlink()
+    with pytest.warns(TheradoseWarning, match=r"tp_96h/ct\.json: acquisition_time: CT not "
+                                              r"paired with any emission image"):
+        s = load_study(nifti_study)
+    assert [round(h) for h in s.times_h] == [4, 24]
+    assert any("tp_96h/ct.nii.gz" in k["file"] for k in s.skipped)

@@ -748,6 +748,10 @@ def load_study(
     _check_one_patient(idents + nifti_idents)
     items += _read_dicom(series, calibration_cps_per_mbq)
     cts = [it for it in items if it.volume.modality == "CT"]
+    for it in cts:
+        if it.volume.unit != "HU":
+            raise InputError(f"a CT image must be in HU, got {it.volume.unit!r}",
+                             file=it.meta_file, field="unit")
     emis = [it for it in items if it.volume.modality in _EMISSION]
     for it in items:
         if it.volume.modality not in ("CT", *_EMISSION):
@@ -815,9 +819,13 @@ def load_study(
     used = {id(tp.ct) for tp in (*time_points, *([pet] if pet else [])) if tp.ct is not None}
     for c in cts:
         if id(c.volume) not in used:
-            skipped.append(_skip(c.path, "CT not paired with any emission image (no "
-                                         "FrameOfReferenceUID, paired_ct or acquisition time "
-                                         "within ct_tolerance_h matched)"))
+            why = ("CT not paired with any emission image (no FrameOfReferenceUID, paired_ct "
+                   "or acquisition time within ct_tolerance_h matched)")
+            skipped.append(_skip(c.path, why))
+            # a CT without its SPECT is most often a time point lost (an emission image
+            # mislabelled, missing or too far in time): said, not only listed
+            warnings.warn(f"{c.meta_file}: acquisition_time: {why}; its time point is not "
+                          "used", TheradoseWarning, stacklevel=2)
     log.info("study %s: %d time point(s) at %s h, %s %.6g MBq", root, len(time_points),
              [round(tp.time_h, 2) for tp in time_points], adm.nuclide,
              adm.injected_activity_mbq)
