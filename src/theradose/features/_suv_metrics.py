@@ -131,11 +131,11 @@ def suv_metrics(suv: Volume, labels: LabelMap, *, names: list[str] | None = None
             "peak_voxels": int(ball.sum()), "peak_volume_ml": float(ball.sum() * v_ml),
             "volume_ml": n * v_ml, "total_uptake_g": mean * n * v_ml, "n_voxels": n,
         }
+    ref_means = {ref: out[ref]["suv_mean"] if ref in out else
+                 float(np.mean(img[labels.mask(ref)])) for ref in references if ref in known}
     for name, entry in out.items():
-        for ref in references:
-            if ref in known and ref != name:
-                ref_mean = out[ref]["suv_mean"] if ref in out else \
-                    float(np.mean(img[labels.mask(ref)]))
+        for ref, ref_mean in ref_means.items():
+            if ref != name:
                 entry[f"ratio_to_{ref}"] = entry["suv_mean"] / ref_mean if ref_mean > 0 \
                     else None
     out["provenance"] = {

@@ -11,9 +11,8 @@ values (SUVs) in clinical practice and assessing response to therapy", Semin. Ul
 
 from __future__ import annotations
 
-import math
-
 from theradose.errors import InputError, TimeOrderError, UnitError
+from theradose.io._decay import decay_factor
 from theradose.io._radiopharmaceutical import half_life_s_of
 from theradose.volume import Volume
 
@@ -96,7 +95,7 @@ def suv_bw_factor(volume: Volume) -> float:
         if not half_life:
             raise InputError(f"half-life of {admin.nuclide!r} unknown (no RadionuclideHalfLife,"
                              " not in ICRP-107)", file=file, field="RadionuclideHalfLife")
-        decay = math.exp(-math.log(2.0) * dt_s / half_life)
+        decay = decay_factor(dt_s, half_life)
     per_bq_ml = weight * 1000.0 / (admin.injected_activity_mbq * 1e6 * decay)
     return per_bq_ml * info.to_base
 

@@ -22,13 +22,13 @@ report's first page) and a number in ``results.json``:
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
 import numpy as np
 
 from theradose.errors import TheradoseWarning
+from theradose.io._decay import decay_factor
 from theradose.nuclides import get_nuclide
 from theradose.volume import Volume
 
@@ -65,12 +65,12 @@ def activity_balance(study, files: list[str | None]) -> list[dict[str, Any]]:
 
     """
     adm = study.administration
-    lam = math.log(2.0) / get_nuclide(adm.nuclide).half_life_h
+    half_life_h = get_nuclide(adm.nuclide).half_life_h
     out = []
     for tp, file in zip(study.time_points, files, strict=True):
         e = tp.emission.to_unit("Bq/mL")
         image_mbq = float(np.sum(e.array, dtype=np.float64)) * e.geometry.voxel_volume_ml / 1e6
-        given = adm.injected_activity_mbq * math.exp(-lam * tp.time_h)
+        given = adm.injected_activity_mbq * decay_factor(tp.time_h, half_life_h)
         f = image_mbq / given
         out.append({"image_mbq": image_mbq, "administered_decayed_mbq": given, "fraction": f})
         where = (f"{file}: activity: the image holds {image_mbq:.4g} MBq at {tp.time_h:.4g} h, "

@@ -223,9 +223,10 @@ def vois_stage(study_dir: Path, reg: dict[str, Any], cfg) -> tuple[LabelMap, dic
         labels = read_labelmap(nifti[0])
         source = {"modality": "NIfTI", "file": str(nifti[0])}
     if not labels.geometry.same_as(grid):
-        before = {n for n in labels.names.values() if labels.mask(n).any()}
+        names = dict(labels.names)
+        before = set(np.unique(labels.array).tolist()) & set(names)
         labels = resample(labels, grid)
-        lost = sorted(n for n in before if not labels.mask(n).any())
+        lost = sorted(names[v] for v in before - set(np.unique(labels.array).tolist()))
         if lost:  # outside the reference CT, or smaller than one of its voxels
             what = ("none of its VOIs lies inside the reference CT's grid: is it drawn on "
                     "another CT?") if len(lost) == len(before) else (
